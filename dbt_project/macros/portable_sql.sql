@@ -1,0 +1,30 @@
+{#- Whole-string regex match. RE2 (DuckDB) and Java (Spark) differ in how "$" treats a
+    trailing newline, so each dialect gets its own explicit full-match form. -#}
+{% macro regex_full_match(expression, pattern) -%}
+    {{ return(adapter.dispatch('regex_full_match', 'ledgerflow')(expression, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regex_full_match(expression, pattern) -%}
+    regexp_full_match({{ expression }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro databricks__regex_full_match(expression, pattern) -%}
+    regexp_like({{ expression }}, '^(?:{{ pattern }})\\z')
+{%- endmacro %}
+
+{#- A cast that yields NULL instead of failing. dbt's own safe_cast is a plain cast on
+    dbt-duckdb; both DuckDB and Databricks SQL have try_cast. Callers validate the text
+    first: try_cast alone accepts '+42', '1e3' and '.5'. -#}
+{% macro safe_cast(expression, data_type) -%}
+    {{ return(adapter.dispatch('safe_cast', 'ledgerflow')(expression, data_type)) }}
+{%- endmacro %}
+
+{% macro default__safe_cast(expression, data_type) -%}
+    try_cast({{ expression }} as {{ data_type }})
+{%- endmacro %}
+
+{#- The run's timestamp (UTC): the flow passes one per run so all models agree. -#}
+{% macro run_timestamp() -%}
+    {%- set run_at = var('run_at') or run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') -%}
+    cast('{{ run_at }}' as timestamp)
+{%- endmacro %}

@@ -1,0 +1,46 @@
+{#- Unicode whitespace exactly as Python's str.strip() and str.split() see it.
+    SQL trim() removes only spaces, which would let tabs, CR and no-break spaces through. -#}
+{% macro unicode_whitespace_code_points() -%}
+    {{ return([9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760,
+               8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202,
+               8232, 8233, 8239, 8287, 12288]) }}
+{%- endmacro %}
+
+{% macro unicode_whitespace_regex_class() -%}
+    {%- set parts = [] -%}
+    {%- for cp in unicode_whitespace_code_points() -%}
+        {%- do parts.append('\\x{' ~ '%04x' % cp ~ '}') -%}
+    {%- endfor -%}
+    [{{ parts | join('') }}]
+{%- endmacro %}
+
+{#- Trimmed text, with NULL turned into '' so "missing" is one comparison. -#}
+{% macro clean_text(column) -%}
+    {{ return(adapter.dispatch('clean_text', 'ledgerflow')(column)) }}
+{%- endmacro %}
+
+{% macro default__clean_text(column) -%}
+    {%- set ws = unicode_whitespace_regex_class() -%}
+    coalesce(regexp_replace({{ column }}, '^{{ ws }}+|{{ ws }}+$', ''), '')
+{%- endmacro %}
+
+{% macro duckdb__clean_text(column) -%}
+    {#- trim(text, characters) is a plain scan, several times faster than a regex on large deliveries. -#}
+    {%- set chars = [] -%}
+    {%- for cp in unicode_whitespace_code_points() -%}{%- do chars.append('chr(' ~ cp ~ ')') -%}{%- endfor -%}
+    coalesce(trim({{ column }}, {{ chars | join(' || ') }}), '')
+{%- endmacro %}
+
+{#- Inner runs of Unicode whitespace become one space; the caller has trimmed the ends. -#}
+{% macro collapse_whitespace(column) -%}
+    regexp_replace({{ column }}, '{{ unicode_whitespace_regex_class() }}+', ' ', 'g')
+{%- endmacro %}
+
+{% macro databricks__collapse_whitespace(column) -%}
+    regexp_replace({{ column }}, '{{ unicode_whitespace_regex_class() }}+', ' ')
+{%- endmacro %}
+
+{% macro databricks__clean_text(column) -%}
+    {%- set ws = unicode_whitespace_regex_class() -%}
+    coalesce(regexp_replace({{ column }}, '^{{ ws }}+|{{ ws }}+$', ''), '')
+{%- endmacro %}

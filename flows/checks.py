@@ -1,0 +1,19 @@
+"""The unit the quality report counts: one dbt test, freshness check or expectation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    model: str
+    kind: str  # dbt_test, unit_test, source_freshness, expectation, quarantine_rate
+    status: str  # pass, warn or fail
+    severity: str  # error (blocks publishing) or warn
+    message: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.status == "fail" and self.severity == "error"

@@ -1,0 +1,79 @@
+"""Ledgerflow's configuration: paths, file layouts, layers and thresholds, in one place.
+
+Everything a run can be told comes in through `PipelineSettings`; everything else is a
+constant here. Environment variables override the defaults where an operator needs to.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+DEFAULT_INPUT_DIR = PROJECT_ROOT / "data" / "sample"
+DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "output"
+DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
+
+FLOW_NAME = "account-summary-pipeline"
+
+# The input files of a delivery and their required columns, as the contract names them.
+# Header names are matched case-insensitively after trimming; the raw tables use the
+# lower-cased names.
+DELIVERY_FILES: dict[str, tuple[str, ...]] = {
+    "customers": ("CustomerID", "Name", "HasLoan"),
+    "accounts": ("AccountID", "CustomerID", "Balance", "AccountType"),
+}
+
+RAW_SCHEMA = "raw"
+
+# dbt layers in build order; `--select` picks a subset, always run in this order.
+DBT_LAYERS: dict[str, str] = {
+    "staging": "path:models/staging",
+    "snapshots": "path:snapshots",
+    "intermediate": "path:models/intermediate",
+    "marts": "path:models/marts",
+}
+# "source" is ingestion plus source freshness; it precedes the dbt layers.
+LAYERS: tuple[str, ...] = ("source", *DBT_LAYERS)
+
+# A quarantine rate above the first is a warning, above the second blocks publishing.
+QUARANTINE_WARN_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_WARN_RATE", "0.05"))
+QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE", "0.50"))
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What one run reads, writes and builds."""
+
+    input_dir: Path = DEFAULT_INPUT_DIR
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    warehouse: Path = DEFAULT_WAREHOUSE
+    select: tuple[str, ...] = field(default=LAYERS)
+    full_refresh: bool = False
+
+    @classmethod
+    def from_params(
+        cls,
+        input_dir: str | Path | None = None,
+        output_dir: str | Path | None = None,
+        warehouse: str | Path | None = None,
+        select: list[str] | tuple[str, ...] | None = None,
+        full_refresh: bool = False,
+    ) -> "PipelineSettings":
+        chosen = tuple(select) if select else LAYERS
+        unknown = [layer for layer in chosen if layer not in LAYERS]
+        if unknown:
+            raise ValueError(
+                f"unknown layer(s) {', '.join(unknown)}; choose from {', '.join(LAYERS)}"
+            )
+        return cls(
+            input_dir=Path(input_dir or DEFAULT_INPUT_DIR).resolve(),
+            output_dir=Path(output_dir or DEFAULT_OUTPUT_DIR).resolve(),
+            warehouse=Path(warehouse or DEFAULT_WAREHOUSE).resolve(),
+            # Always in pipeline order, whatever order the caller listed them in.
+            select=tuple(layer for layer in LAYERS if layer in chosen),
+            full_refresh=full_refresh,
+        )

@@ -1,0 +1,130 @@
+"""dbt, layer by layer, through prefect-dbt so every dbt node is a Prefect task.
+
+Each layer is one `dbt build --select <layer>`: its models or snapshots and their tests.
+A layer that ends with an error (a model that fails, or a test at error severity) stops
+the run there, and the error names the layer and the failing nodes. Status is read from
+dbt's run results, not from Prefect task states, which update asynchronously.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+from flows.checks import CheckResult
+from flows.config import DBT_LAYERS, DBT_PROJECT_DIR
+from flows.errors import LayerFailed
+
+TEST_RESOURCE_TYPES = {"test", "unit_test"}
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    layer: str
+    checks: tuple[CheckResult, ...]
+    node_seconds: dict[str, float]
+    seconds: float
+    failed_nodes: tuple[str, ...] = ()
+
+
+class DbtProject:
+    """The project's dbt, pointed at one warehouse with one run's timestamp."""
+
+    def __init__(self, warehouse: Path, run_at: str, full_refresh: bool = False):
+        self.warehouse = warehouse
+        self.run_at = run_at
+        self.full_refresh = full_refresh
+        # One target folder per warehouse: runs against different warehouses never share
+        # dbt's artifacts; runs against the same one are serialised.
+        digest = hashlib.sha1(str(warehouse).encode()).hexdigest()[:10]
+        self.target_path = DBT_PROJECT_DIR / "target" / f"{warehouse.stem}-{digest}"
+
+    def build_layer(self, layer: str) -> LayerResult:
+        started = time.perf_counter()
+        args = ["build", "--select", DBT_LAYERS[layer]]
+        if self.full_refresh:
+            args.append("--full-refresh")
+        outcome = self._invoke(args)
+        if outcome.exception is not None:
+            raise LayerFailed(layer, f"dbt could not run: {outcome.exception}")
+        results = list(outcome.result.results)
+        failed = [r for r in results if _status(r) in ("error", "fail", "runtime error")]
+        layer_result = LayerResult(
+            layer=layer,
+            checks=tuple(_test_check(r) for r in results if _resource_type(r) in TEST_RESOURCE_TYPES),
+            node_seconds={r.node.unique_id: float(r.execution_time or 0) for r in results},
+            seconds=time.perf_counter() - started,
+            failed_nodes=tuple(f"{r.node.name}: {_one_line(r.message)}" for r in failed),
+        )
+        if failed:
+            shown = "; ".join(layer_result.failed_nodes[:5])
+            more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+            raise LayerFailed(layer, shown + more, result=layer_result)
+        return layer_result
+
+    def source_freshness(self) -> list[CheckResult]:
+        outcome = self._invoke(["source", "freshness"])
+        if outcome.result is None:
+            raise LayerFailed("source", f"dbt source freshness could not run: {outcome.exception}")
+        return [_freshness_check(r) for r in outcome.result.results]
+
+    def _invoke(self, args: list[str]) -> Any:
+        # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
+        os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
+        settings = PrefectDbtSettings(
+            project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target_path=self.target_path
+        )
+        # raise_on_failure=False: the layer decides what failed, from run results, so the
+        # error can name it (and prefect-dbt trips an assertion on freshness errors).
+        runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+        return runner.invoke([*args, "--vars", json.dumps({"run_at": self.run_at})])
+
+
+def _status(result: Any) -> str:
+    return str(getattr(result.status, "value", result.status))
+
+
+def _resource_type(result: Any) -> str:
+    return str(getattr(result.node.resource_type, "value", result.node.resource_type))
+
+
+def _one_line(message: str | None) -> str:
+    return " ".join((message or "").split())
+
+
+def _test_check(result: Any) -> CheckResult:
+    node = result.node
+    status = {"pass": "pass", "warn": "warn"}.get(_status(result), "fail")
+    attached = getattr(node, "attached_node", None) or getattr(node, "model", None) or ""
+    model = str(attached).split(".")[-1] if attached else ""
+    severity = str(getattr(node.config, "severity", "error") or "error").lower()
+    return CheckResult(
+        name=node.name,
+        model=model,
+        kind="unit_test" if _resource_type(result) == "unit_test" else "dbt_test",
+        status=status,
+        severity="warn" if status == "warn" else severity,
+        message="" if status == "pass" else _one_line(result.message),
+    )
+
+
+def _freshness_check(result: Any) -> CheckResult:
+    status = _status(result)
+    source = result.node.name
+    age_hours = float(getattr(result, "age", 0) or 0) / 3600
+    outcome = {"pass": "pass", "warn": "warn"}.get(status, "fail")
+    return CheckResult(
+        name=f"source_freshness_{source}",
+        model=f"source:{source}",
+        kind="source_freshness",
+        status=outcome,
+        severity="warn" if outcome == "warn" else "error",
+        message="" if outcome == "pass" else f"newest data in {source} is {age_hours:.1f} h old ({status})",
+    )

@@ -1,0 +1,136 @@
+"""The nightly account pipeline as one Prefect flow.
+
+    customers.csv + accounts.csv
+      -> ingest (source)            raw.* as text, with lineage columns
+      -> source freshness
+      -> dbt staging + quarantine   stg_*, quarantine_* (history)
+      -> dbt snapshots              SCD2 history of the clean records
+      -> dbt intermediate           current versions, interest
+      -> dbt marts                  account_summary (incremental), customer_profile
+      -> audit                      every check's verdict, quarantine rates
+      -> publish                    CSV + Parquet + quality_report.json, all or nothing
+
+The flow orders the steps; each step is a task in its own module. A step that fails
+stops the steps after it, and the run's quality report names it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
+
+from flows import dbt_layers, ingest, publish, warehouse_stats
+from flows.checks import CheckResult
+from flows.config import DBT_LAYERS, FLOW_NAME, PipelineSettings
+from flows.errors import BlockingChecksFailed, LedgerflowError
+from flows.quality_report import QualityAudit
+
+
+@task(name="ingest-delivery")
+def ingest_delivery(settings: PipelineSettings) -> list[ingest.IngestedFile]:
+    """Load the delivery's files into raw.*; content the warehouse already holds is skipped.
+
+    Never retried: every failure here is the data's, and the same bytes fail the same way.
+    """
+    files = ingest.ingest_delivery(settings.input_dir, settings.warehouse)
+    logger = get_run_logger()
+    for loaded in files:
+        verb = "loaded" if loaded.reloaded else "unchanged, not re-loaded"
+        logger.info("%s: %s rows %s (sha256 %s)", loaded.file_name, loaded.rows, verb, loaded.sha256[:12])
+        if loaded.extra_columns:
+            logger.warning("%s has extra columns, kept in raw: %s", loaded.file_name, ", ".join(loaded.extra_columns))
+    return files
+
+
+@task(name="source-freshness")
+def check_source_freshness(project: dbt_layers.DbtProject) -> list[CheckResult]:
+    return project.source_freshness()
+
+
+def build_layer(project: dbt_layers.DbtProject, layer: str) -> dbt_layers.LayerResult:
+    """One dbt layer; its nodes appear as Prefect tasks of this flow run."""
+    return project.build_layer(layer)
+
+
+@task(name="count-quarantine")
+def count_quarantine(settings: PipelineSettings) -> dict[str, tuple[int, dict[str, int]]]:
+    return warehouse_stats.quarantine_counts(settings.warehouse)
+
+
+@task(name="count-rows")
+def count_rows(settings: PipelineSettings) -> dict[str, dict[str, int]]:
+    return warehouse_stats.layer_row_counts(settings.warehouse)
+
+
+@task(name="publish-outputs")
+def publish_outputs(settings: PipelineSettings, run_id: str, report: dict) -> list[Path]:
+    return publish.publish_outputs(settings.warehouse, settings.output_dir, run_id, report)
+
+
+@task(name="write-failed-report")
+def write_failed_report(settings: PipelineSettings, report: dict) -> Path:
+    return publish.write_failed_report(settings.output_dir, report)
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def account_summary_pipeline(
+    input_dir: str | None = None,
+    output_dir: str | None = None,
+    warehouse: str | None = None,
+    select: list[str] | None = None,
+    full_refresh: bool = False,
+) -> dict:
+    """Run the account pipeline on one delivery and publish its outputs if every blocking check passes."""
+    settings = PipelineSettings.from_params(input_dir, output_dir, warehouse, select, full_refresh)
+    run_at = datetime.now(timezone.utc)
+    run_id = str(flow_run.get_id() or run_at.strftime("local-%Y%m%dT%H%M%S%f"))
+    audit = QualityAudit(run_id, run_at)
+    project = dbt_layers.DbtProject(settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh)
+
+    try:
+        if "source" in settings.select:
+            with audit.step("ingest"):
+                for loaded in ingest_delivery(settings):
+                    audit.record_rows(loaded.table, delivered=loaded.rows)
+            with audit.step("source_freshness"):
+                audit.add_checks(check_source_freshness(project))
+
+        for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
+            with audit.step(layer):
+                audit.add_checks(build_layer(project, layer).checks)
+            if layer == "staging":
+                for table, (rows_in, by_reason) in count_quarantine(settings).items():
+                    audit.record_quarantine(table, rows_in, by_reason)
+
+        with audit.step("audit"):
+            for table, counts in count_rows(settings).items():
+                audit.record_rows(table, **counts)
+            if audit.blocking_failures:
+                names = ", ".join(check.name for check in audit.blocking_failures[:10])
+                raise BlockingChecksFailed("audit", names)
+
+        with audit.step("publish"):
+            published = publish_outputs(settings, run_id, audit.report())
+    except LedgerflowError:
+        write_failed_report(settings, audit.report())
+        raise
+
+    report = audit.report()
+    print(_summary(report, settings, published))
+    return report
+
+
+def _summary(report: dict, settings: PipelineSettings, published: list[Path]) -> str:
+    rows = report["metrics"]["rows"]
+    lines = [f"Run {report['run_id']}: {report['status']} ({report['summary']['passed']}/{report['summary']['total_tests']} checks passed)"]
+    for table in ("customers", "accounts"):
+        delivered = rows.get(table, {}).get("delivered", "-")
+        quarantined = report["quarantine"].get(table, {})
+        lines.append(f"  {table}: {delivered} rows in, {sum(quarantined.values())} quarantined {quarantined or ''}")
+    lines.append(f"  account_summary: {rows.get('accounts', {}).get('account_summary', 0)} rows published")
+    lines.append(f"  customer_profile: {rows.get('customers', {}).get('customer_profile', 0)} rows published")
+    lines.append(f"  outputs in {settings.output_dir}: {', '.join(p.name for p in published)}")
+    return "\n".join(lines)

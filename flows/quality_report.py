@@ -1,0 +1,118 @@
+"""The quality report: every check counted once, quarantine counts, metrics.
+
+The report's shape is the data contract's. `QualityAudit` collects what the steps of a
+run found; `report()` turns it into that shape at any point, so a failed run still
+gets a report naming what stopped it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from flows.checks import CheckResult
+from flows.config import QUARANTINE_BLOCK_RATE, QUARANTINE_WARN_RATE
+
+
+class QualityAudit:
+    def __init__(self, run_id: str, run_at: datetime):
+        self.run_id = run_id
+        self.run_at = run_at
+        self.checks: list[CheckResult] = []
+        self.quarantine: dict[str, dict[str, int]] = {}
+        self.rows: dict[str, dict[str, int]] = {}
+        self.durations: dict[str, float] = {}
+        self.stopped_at: str | None = None
+        self.error: str | None = None
+
+    def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
+        self.checks.extend(checks)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as error:
+            self.stopped_at = name
+            self.error = str(error)
+            # A failed dbt layer still reports the checks it ran, failing ones included.
+            self.add_checks(getattr(getattr(error, "result", None), "checks", ()))
+            raise
+        finally:
+            self.durations[name] = round(time.perf_counter() - started, 3)
+
+    def record_quarantine(self, table: str, rows_in: int, by_reason: dict[str, int]) -> None:
+        """Quarantine counts, and the rate check: quarantined rows are not failures,
+        but a high share of a table is a warning and a very high one blocks."""
+        self.quarantine[table] = dict(sorted(by_reason.items()))
+        quarantined = sum(by_reason.values())
+        rate = quarantined / rows_in if rows_in else 0.0
+        if rate > QUARANTINE_BLOCK_RATE:
+            status, severity = "fail", "error"
+        elif rate > QUARANTINE_WARN_RATE:
+            status, severity = "warn", "warn"
+        else:
+            status, severity = "pass", "warn"
+        self.add_checks(
+            [
+                CheckResult(
+                    name=f"quarantine_rate_{table}",
+                    model=f"stg_{table}",
+                    kind="quarantine_rate",
+                    status=status,
+                    severity=severity,
+                    message=(
+                        ""
+                        if status == "pass"
+                        else f"{quarantined} of {rows_in} {table} rows quarantined "
+                        f"({rate:.1%}; warn above {QUARANTINE_WARN_RATE:.0%}, "
+                        f"block above {QUARANTINE_BLOCK_RATE:.0%})"
+                    ),
+                )
+            ]
+        )
+
+    def record_rows(self, table: str, **counts: int) -> None:
+        self.rows.setdefault(table, {}).update(counts)
+
+    @property
+    def blocking_failures(self) -> list[CheckResult]:
+        return [check for check in self.checks if check.blocking]
+
+    def status(self) -> str:
+        if self.error is not None or any(c.status == "fail" for c in self.checks):
+            return "failed"
+        if any(c.status == "warn" for c in self.checks):
+            return "warned"
+        return "passed"
+
+    def report(self) -> dict:
+        passed = sum(1 for c in self.checks if c.status == "pass")
+        failed = sum(1 for c in self.checks if c.status == "fail")
+        warned = sum(1 for c in self.checks if c.status == "warn")
+        total = len(self.checks)
+        metrics: dict = {"rows": self.rows, "duration_seconds": self.durations}
+        if self.stopped_at is not None:
+            metrics["stopped_at"] = {"step": self.stopped_at, "error": self.error}
+        return {
+            "timestamp": self.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "run_id": self.run_id,
+            "status": self.status(),
+            "summary": {
+                "total_tests": total,
+                "passed": passed,
+                "failed": failed,
+                "warned": warned,
+                "pass_rate": round(100.0 * passed / total, 1) if total else 0.0,
+            },
+            "failures": [
+                {"test": c.name, "model": c.model, "severity": c.severity, "message": c.message}
+                for c in self.checks
+                if c.status != "pass"
+            ],
+            "quarantine": self.quarantine,
+            "metrics": metrics,
+        }
