@@ -51,7 +51,10 @@ class DbtProject:
         args = ["build", "--select", DBT_LAYERS[layer]]
         if self.full_refresh:
             args.append("--full-refresh")
-        outcome = self._invoke(args)
+        try:
+            outcome = self._invoke(args)
+        except ValueError as error:  # prefect-dbt raises when dbt itself could not run
+            raise LayerFailed(layer, _one_line(str(error))) from error
         if outcome.exception is not None:
             raise LayerFailed(layer, f"dbt could not run: {outcome.exception}")
         results = list(outcome.result.results)
@@ -70,7 +73,10 @@ class DbtProject:
         return layer_result
 
     def source_freshness(self) -> list[CheckResult]:
-        outcome = self._invoke(["source", "freshness"])
+        try:
+            outcome = self._invoke(["source", "freshness"])
+        except ValueError as error:
+            raise LayerFailed("source", _one_line(str(error))) from error
         if outcome.result is None:
             raise LayerFailed("source", f"dbt source freshness could not run: {outcome.exception}")
         return [_freshness_check(r) for r in outcome.result.results]

@@ -81,19 +81,31 @@ def file_sha256(path: Path) -> str:
 
 
 def _read_header(path: Path, required: tuple[str, ...]) -> _Header:
-    """The first non-empty record, checked against the required columns."""
-    try:
-        with path.open("rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text, strict=True)
-            header = next((row for row in reader if row), None)
-            line = reader.line_num
-    except UnicodeDecodeError as exc:
-        raise InputError(path.name, f"not valid UTF-8 ({exc.reason})", line=1) from exc
-    except csv.Error as exc:
-        raise InputError(path.name, f"not CSV: {exc}", line=1) from exc
-    if header is None:
+    """The first non-empty record, checked against the required columns.
+
+    Read as bytes up to the end of that record, so a problem further down the file is
+    reported by the CSV reader at its own line, not blamed on the header.
+    """
+    record, line = b"", 0
+    with path.open("rb") as handle:
+        for raw_line in handle:
+            line += 1
+            if not record and not raw_line.strip(b"\r\n"):
+                continue  # empty lines before the header
+            record += raw_line
+            if record.count(b'"') % 2 == 0:
+                break
+    if not record:
         raise InputError(path.name, "empty file: no header row")
+    start_line = line - record.count(b"\n") + (1 if record.endswith(b"\n") else 0)
+    try:
+        text = record.decode("utf-8-sig")
+        header = next(csv.reader(io.StringIO(text), strict=True))
+    except UnicodeDecodeError as exc:
+        raise InputError(path.name, f"not valid UTF-8 ({exc.reason})", line=start_line) from exc
+    except (csv.Error, StopIteration) as exc:
+        raise InputError(path.name, f"not CSV: unreadable header ({exc})", line=start_line) from exc
+    line = start_line
 
     columns = tuple(name.strip().lower() for name in header)
     seen: set[str] = set()
@@ -223,15 +235,18 @@ def _copy_csv_into_raw(
         [path.name, loaded_at, str(path)],
     )
     first_error = con.execute(
-        f"select byte_position, error_type, error_message from {rejects} "
-        "order by byte_position limit 1"
+        f"select byte_position, line_byte_position, error_type, error_message from {rejects} "
+        "order by line_byte_position, byte_position limit 1"
     ).fetchone()
     if first_error is not None:
-        byte_position, error_type, message = first_error
+        _, record_start, error_type, message = first_error
+        # DuckDB's record start can sit on the line end before the record (or a skipped
+        # empty line); the record itself begins at the next byte that is not a line end.
+        # For an unterminated quote this is where the quote opened, not the end of file.
         raise InputError(
             path.name,
             _describe_csv_error(error_type, message),
-            line=_physical_line(path, byte_position),
+            line=_physical_line(path, _skip_newlines(path, record_start)),
         )
     (rows,) = con.execute(f"select count(*) from {RAW_SCHEMA}.{_quote_identifier(table)}").fetchone()
     return rows
@@ -245,6 +260,15 @@ def _describe_csv_error(error_type: str, message: str) -> str:
     if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
         return f"not CSV: the record's field count does not match the header ({message})"
     return f"not CSV: {error_type.lower()} ({message})"
+
+
+def _skip_newlines(path: Path, position: int) -> int:
+    """The first byte at or after `position` that is not part of a line end."""
+    with path.open("rb") as handle:
+        handle.seek(position)
+        while handle.read(1) in (b"\r", b"\n"):
+            position += 1
+    return position
 
 
 def _physical_line(path: Path, byte_position: int) -> int:

@@ -1,0 +1,84 @@
+"""Shared fixtures.
+
+Two ways to run the pipeline in tests:
+- `run_steps` drives the same step functions the flow calls (ingest, dbt layers, export)
+  without Prefect, for tests about data rather than orchestration;
+- `prefect_harness` is one Prefect test server for the whole session, for tests that run
+  the flow itself (each new ephemeral server costs seconds).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from flows import ingest, publish
+from flows.config import DBT_LAYERS, DEFAULT_INPUT_DIR
+from flows.dbt_layers import DbtProject
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SAMPLE_DIR = DEFAULT_INPUT_DIR
+
+
+@dataclass
+class StepsRun:
+    warehouse: Path
+    output_dir: Path
+    run_at: datetime
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.warehouse)) as con:
+            return con.execute(sql).fetchall()
+
+
+def run_steps(
+    input_dir: Path,
+    warehouse: Path,
+    output_dir: Path,
+    full_refresh: bool = False,
+    run_at: datetime | None = None,
+) -> StepsRun:
+    """Ingest, build every dbt layer and write the exports: the flow's steps, no Prefect."""
+    run_at = run_at or datetime.now(timezone.utc)
+    ingest.ingest_delivery(input_dir, warehouse)
+    project = DbtProject(warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh)
+    for layer in DBT_LAYERS:
+        project.build_layer(layer)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    publish.write_exports(warehouse, output_dir)
+    return StepsRun(warehouse, output_dir, run_at)
+
+
+def write_delivery(folder: Path, customers: str | bytes, accounts: str | bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in (("customers.csv", customers), ("accounts.csv", accounts)):
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def copy_sample(folder: Path) -> Path:
+    shutil.copytree(SAMPLE_DIR, folder, ignore=shutil.ignore_patterns("*.md"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> StepsRun:
+    """The bundled sample through every step, once per session."""
+    root = tmp_path_factory.mktemp("sample-run")
+    return run_steps(SAMPLE_DIR, root / "warehouse.duckdb", root / "output")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -1,0 +1,113 @@
+"""The `ledgerflow run` command end to end (the real flow, on a Prefect test server):
+exit codes, write–audit–publish, and what a failed run leaves behind."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+from conftest import SAMPLE_DIR, copy_sample
+from contract_oracle import expected_outputs
+
+from flows.cli import main
+
+PUBLISHED = [
+    "account_summary.csv", "account_summary.parquet", "customer_profile.csv",
+    "customer_profile.parquet", "quarantine_customers.csv", "quarantine_accounts.csv",
+    "quality_report.json",
+]
+
+
+def fingerprint(folder):
+    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in PUBLISHED}
+
+
+@pytest.fixture(scope="module")
+def published(prefect_harness, tmp_path_factory):
+    """A warehouse and output folder after one good run of the sample."""
+    root = tmp_path_factory.mktemp("cli")
+    paths = {"warehouse": root / "warehouse.duckdb", "output": root / "output"}
+    code = main(["run", "--input-dir", str(SAMPLE_DIR), "--output-dir", str(paths["output"]),
+                 "--warehouse", str(paths["warehouse"])])
+    paths["exit_code"] = code
+    return paths
+
+
+def run_cli(input_dir, published):
+    return main(["run", "--input-dir", str(input_dir), "--output-dir", str(published["output"]),
+                 "--warehouse", str(published["warehouse"])])
+
+
+def test_sample_run_publishes_everything(published):
+    assert published["exit_code"] == 0
+    assert sorted(p.name for p in published["output"].iterdir() if p.is_file()) == sorted(PUBLISHED)
+    report = json.loads((published["output"] / "quality_report.json").read_text())
+    expected = expected_outputs(SAMPLE_DIR / "customers.csv", SAMPLE_DIR / "accounts.csv")
+    assert report["status"] == "warned"  # the sample's quarantine rates are high on purpose
+    assert report["summary"]["failed"] == 0
+    counts = {}
+    for row in expected.quarantine_accounts:
+        counts[row.reason] = counts.get(row.reason, 0) + 1
+    assert report["quarantine"]["accounts"] == dict(sorted(counts.items()))
+    assert set(report) == {"timestamp", "run_id", "status", "summary", "failures", "quarantine", "metrics"}
+    # No half-written leftovers of the publish.
+    assert not [p for p in published["output"].iterdir() if p.name.startswith(".")]
+
+
+BROKEN = {
+    "missing_file": (None, "accounts.csv: file not found"),
+    "missing_column": (b"AccountID,CustomerID,Balance\nA1,1,5\n", "accounts.csv line 1: missing required column(s) AccountType"),
+    "empty": (b"", "accounts.csv: empty file"),
+    "not_utf8": (b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA\xe92,1,5,savings\n", "accounts.csv line 3: not valid UTF-8"),
+    "field_count": (b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA2,1,5\n", "accounts.csv line 3: not CSV"),
+    "unterminated_quote": (b'AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\n"A2,1,5,savings\n', "accounts.csv line 3: not CSV: unterminated"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_bad_input_exits_2_and_leaves_published_outputs_untouched(published, tmp_path, capsys, case):
+    content, message = BROKEN[case]
+    delivery = copy_sample(tmp_path / "delivery")
+    if content is None:
+        (delivery / "accounts.csv").unlink()
+    else:
+        (delivery / "accounts.csv").write_bytes(content)
+    before = fingerprint(published["output"])
+
+    assert run_cli(delivery, published) == 2
+
+    assert message in capsys.readouterr().err
+    assert fingerprint(published["output"]) == before
+    failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
+    assert failed["status"] == "failed"
+    assert failed["metrics"]["stopped_at"]["step"] == "ingest"
+
+
+def test_header_only_delivery_blocks_publishing_then_next_good_delivery_publishes(published, tmp_path, capsys):
+    delivery = copy_sample(tmp_path / "header-only")
+    (delivery / "accounts.csv").write_text("AccountID,CustomerID,Balance,AccountType\n")
+    before = fingerprint(published["output"])
+
+    assert run_cli(delivery, published) == 1
+    assert "dbt layer 'staging' failed" in capsys.readouterr().err
+    assert fingerprint(published["output"]) == before
+    failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
+    assert any(f["test"].startswith("source_not_empty") and f["severity"] == "error" for f in failed["failures"])
+
+    # The next good delivery (one balance changed) goes through and replaces every file.
+    fixed = copy_sample(tmp_path / "fixed")
+    accounts = (fixed / "accounts.csv").read_text(encoding="utf-8").replace("5000.00", "5100.00", 1)
+    (fixed / "accounts.csv").write_text(accounts, encoding="utf-8")
+    assert run_cli(fixed, published) == 0
+    after = fingerprint(published["output"])
+    assert after["account_summary.csv"] != before["account_summary.csv"]
+    assert after["quality_report.json"] != before["quality_report.json"]
+
+
+def test_unknown_layer_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--select", "bronze"])
+    assert raised.value.code == 2
+    assert "invalid choice: 'bronze'" in capsys.readouterr().err
