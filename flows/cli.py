@@ -11,7 +11,6 @@ the output folder failed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from flows.config import DEFAULT_INPUT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WAREHOUSE, LAYERS
@@ -24,11 +23,33 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the pipeline on one delivery")
-    run.add_argument("--input-dir", default=str(DEFAULT_INPUT_DIR), help="folder holding customers.csv and accounts.csv (default: the bundled sample)")
-    run.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR), help="where published files go (default: output/)")
-    run.add_argument("--warehouse", default=str(DEFAULT_WAREHOUSE), help="DuckDB warehouse file (default: data/warehouse.duckdb)")
-    run.add_argument("--select", nargs="+", choices=LAYERS, metavar="LAYER", help=f"run only these layers, in pipeline order ({', '.join(LAYERS)})")
-    run.add_argument("--full-refresh", action="store_true", help="rebuild incremental marts from scratch (history is kept)")
+    run.add_argument(
+        "--input-dir",
+        default=str(DEFAULT_INPUT_DIR),
+        help="folder holding customers.csv and accounts.csv (default: the bundled sample)",
+    )
+    run.add_argument(
+        "--output-dir",
+        default=str(DEFAULT_OUTPUT_DIR),
+        help="where published files go (default: output/)",
+    )
+    run.add_argument(
+        "--warehouse",
+        default=str(DEFAULT_WAREHOUSE),
+        help="DuckDB warehouse file (default: data/warehouse.duckdb)",
+    )
+    run.add_argument(
+        "--select",
+        nargs="+",
+        choices=LAYERS,
+        metavar="LAYER",
+        help=f"run only these layers, in pipeline order ({', '.join(LAYERS)})",
+    )
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild incremental marts from scratch (history is kept)",
+    )
     return parser
 
 
@@ -40,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    # A fresh Prefect home migrates its database on the first ephemeral start, which
-    # takes longer than Prefect's default wait on a small machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     # Imported here: Prefect and dbt take seconds to import, --help should not.
     from flows.errors import LedgerflowError
     from flows.pipeline import account_summary_pipeline

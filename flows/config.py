@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# A fresh Prefect home migrates its database on the first ephemeral start, which takes
+# longer than Prefect's default 20 s wait on a small, busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -62,7 +66,7 @@ class PipelineSettings:
         warehouse: str | Path | None = None,
         select: list[str] | tuple[str, ...] | None = None,
         full_refresh: bool = False,
-    ) -> "PipelineSettings":
+    ) -> PipelineSettings:
         chosen = tuple(select) if select else LAYERS
         unknown = [layer for layer in chosen if layer not in LAYERS]
         if unknown:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
 from flows.checks import CheckResult
@@ -23,6 +24,7 @@ from flows.config import DBT_LAYERS, DBT_PROJECT_DIR
 from flows.errors import LayerFailed
 
 TEST_RESOURCE_TYPES = {"test", "unit_test"}
+MAX_KEYS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,18 @@ class DbtProject:
         self.target_path = DBT_PROJECT_DIR / "target" / f"{warehouse.stem}-{digest}"
 
     def build_layer(self, layer: str) -> LayerResult:
-        started = time.perf_counter()
+        """Build the layer's models or snapshots and run their tests."""
         args = ["build", "--select", DBT_LAYERS[layer]]
         if self.full_refresh:
             args.append("--full-refresh")
+        return self._run_layer(layer, args)
+
+    def test_layer(self, layer: str) -> LayerResult:
+        """Run the layer's tests against what the warehouse holds, building nothing."""
+        return self._run_layer(layer, ["test", "--select", DBT_LAYERS[layer]])
+
+    def _run_layer(self, layer: str, args: list[str]) -> LayerResult:
+        started = time.perf_counter()
         try:
             outcome = self._invoke(args)
         except ValueError as error:  # prefect-dbt raises when dbt itself could not run
@@ -61,7 +71,9 @@ class DbtProject:
         failed = [r for r in results if _status(r) in ("error", "fail", "runtime error")]
         layer_result = LayerResult(
             layer=layer,
-            checks=tuple(_test_check(r) for r in results if _resource_type(r) in TEST_RESOURCE_TYPES),
+            checks=tuple(
+                self._test_check(r) for r in results if _resource_type(r) in TEST_RESOURCE_TYPES
+            ),
             node_seconds={r.node.unique_id: float(r.execution_time or 0) for r in results},
             seconds=time.perf_counter() - started,
             failed_nodes=tuple(f"{r.node.name}: {_one_line(r.message)}" for r in failed),
@@ -80,6 +92,30 @@ class DbtProject:
         if outcome.result is None:
             raise LayerFailed("source", f"dbt source freshness could not run: {outcome.exception}")
         return [_freshness_check(r) for r in outcome.result.results]
+
+    def _test_check(self, result: Any) -> CheckResult:
+        node = result.node
+        status = {"pass": "pass", "warn": "warn"}.get(_status(result), "fail")
+        attached = getattr(node, "attached_node", None) or ""
+        model = str(attached).split(".")[-1] if attached else _source_name(node)
+        severity = str(getattr(node.config, "severity", "error") or "error").lower()
+        message = ""
+        if status != "pass":
+            message = _one_line(result.message)
+            compiled = getattr(node, "compiled_code", None)
+            if compiled and _resource_type(result) == "test":
+                message = (
+                    describe_failing_rows(self.warehouse, compiled, result.failures, model)
+                    or message
+                )
+        return CheckResult(
+            name=node.name,
+            model=model,
+            kind="unit_test" if _resource_type(result) == "unit_test" else "dbt_test",
+            status=status,
+            severity="warn" if status == "warn" else severity,
+            message=message,
+        )
 
     def _invoke(self, args: list[str]) -> Any:
         # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
@@ -105,20 +141,32 @@ def _one_line(message: str | None) -> str:
     return " ".join((message or "").split())
 
 
-def _test_check(result: Any) -> CheckResult:
-    node = result.node
-    status = {"pass": "pass", "warn": "warn"}.get(_status(result), "fail")
-    attached = getattr(node, "attached_node", None) or getattr(node, "model", None) or ""
-    model = str(attached).split(".")[-1] if attached else ""
-    severity = str(getattr(node.config, "severity", "error") or "error").lower()
-    return CheckResult(
-        name=node.name,
-        model=model,
-        kind="unit_test" if _resource_type(result) == "unit_test" else "dbt_test",
-        status=status,
-        severity="warn" if status == "warn" else severity,
-        message="" if status == "pass" else _one_line(result.message),
-    )
+def describe_failing_rows(
+    warehouse: Path, compiled_sql: str, failures: int | None, model: str
+) -> str:
+    """'Found N failing rows in <model>: <key column> [k1, k2, …]' from the test's own query.
+
+    The first column of a test's failing rows is its key: the tested column for dbt's
+    built-in tests, the key column for the project's generic tests.
+    """
+    try:
+        with duckdb.connect(str(warehouse)) as con:
+            cursor = con.execute(
+                f"select * from ({compiled_sql}) as failing_rows limit {MAX_KEYS_SHOWN}"
+            )
+            key_column = cursor.description[0][0]
+            keys = [row[0] for row in cursor.fetchall()]
+    except duckdb.Error:
+        return ""
+    count = failures if failures is not None else len(keys)
+    shown = ", ".join("NULL" if key is None else str(key) for key in keys)
+    more = f", … {count - len(keys)} more" if count > len(keys) else ""
+    return f"Found {count} failing rows in {model}: {key_column} [{shown}{more}]"
+
+
+def _source_name(node: Any) -> str:
+    sources = getattr(node, "sources", None) or []
+    return f"source:{sources[0][-1]}" if sources else ""
 
 
 def _freshness_check(result: Any) -> CheckResult:
@@ -132,5 +180,7 @@ def _freshness_check(result: Any) -> CheckResult:
         kind="source_freshness",
         status=outcome,
         severity="warn" if outcome == "warn" else "error",
-        message="" if outcome == "pass" else f"newest data in {source} is {age_hours:.1f} h old ({status})",
+        message=""
+        if outcome == "pass"
+        else f"newest data in {source} is {age_hours:.1f} h old ({status})",
     )

@@ -17,7 +17,7 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -50,7 +50,7 @@ class _Header:
 def ingest_delivery(input_dir: Path, warehouse: Path) -> list[IngestedFile]:
     """Load every delivery file whose content the warehouse does not hold yet."""
     files = {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
-    for table, path in files.items():
+    for path in files.values():
         if not path.is_file():
             raise InputError(path.name, f"file not found in {input_dir}")
     headers = {table: _read_header(path, DELIVERY_FILES[table]) for table, path in files.items()}
@@ -175,7 +175,7 @@ def _load_file(
 
 
 def _first_loaded_at(con: duckdb.DuckDBPyConnection, file_name: str, sha256: str) -> datetime:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     con.execute(
         f"insert or ignore into {RAW_SCHEMA}._file_loads values (?, ?, ?)",
         [file_name, sha256, now],
@@ -248,7 +248,9 @@ def _copy_csv_into_raw(
             _describe_csv_error(error_type, message),
             line=_physical_line(path, _skip_newlines(path, record_start)),
         )
-    (rows,) = con.execute(f"select count(*) from {RAW_SCHEMA}.{_quote_identifier(table)}").fetchone()
+    (rows,) = con.execute(
+        f"select count(*) from {RAW_SCHEMA}.{_quote_identifier(table)}"
+    ).fetchone()
     return rows
 
 

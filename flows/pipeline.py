@@ -16,13 +16,13 @@ stops the steps after it, and the run's quality report names it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from flows import dbt_layers, ingest, publish, warehouse_stats
+from flows import artifacts, dbt_layers, ingest, publish, warehouse_stats
 from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, FLOW_NAME, PipelineSettings
 from flows.errors import BlockingChecksFailed, LedgerflowError
@@ -39,9 +39,15 @@ def ingest_delivery(settings: PipelineSettings) -> list[ingest.IngestedFile]:
     logger = get_run_logger()
     for loaded in files:
         verb = "loaded" if loaded.reloaded else "unchanged, not re-loaded"
-        logger.info("%s: %s rows %s (sha256 %s)", loaded.file_name, loaded.rows, verb, loaded.sha256[:12])
+        logger.info(
+            "%s: %s rows %s (sha256 %s)", loaded.file_name, loaded.rows, verb, loaded.sha256[:12]
+        )
         if loaded.extra_columns:
-            logger.warning("%s has extra columns, kept in raw: %s", loaded.file_name, ", ".join(loaded.extra_columns))
+            logger.warning(
+                "%s has extra columns, kept in raw: %s",
+                loaded.file_name,
+                ", ".join(loaded.extra_columns),
+            )
     return files
 
 
@@ -65,6 +71,11 @@ def count_rows(settings: PipelineSettings) -> dict[str, dict[str, int]]:
     return warehouse_stats.layer_row_counts(settings.warehouse)
 
 
+@task(name="profile-key-columns")
+def profile_key_columns(settings: PipelineSettings) -> dict[str, dict[str, int]]:
+    return warehouse_stats.key_column_profile(settings.warehouse)
+
+
 @task(name="publish-outputs")
 def publish_outputs(settings: PipelineSettings, run_id: str, report: dict) -> list[Path]:
     return publish.publish_outputs(settings.warehouse, settings.output_dir, run_id, report)
@@ -73,6 +84,11 @@ def publish_outputs(settings: PipelineSettings, run_id: str, report: dict) -> li
 @task(name="write-failed-report")
 def write_failed_report(settings: PipelineSettings, report: dict) -> Path:
     return publish.write_failed_report(settings.output_dir, report)
+
+
+@task(name="report-artifacts")
+def create_report_artifacts(report: dict, published: bool) -> None:
+    artifacts.create_report_artifacts(report, published)
 
 
 @flow(name=FLOW_NAME, log_prints=True)
@@ -85,10 +101,12 @@ def account_summary_pipeline(
 ) -> dict:
     """Run the account pipeline on one delivery and publish its outputs if every blocking check passes."""
     settings = PipelineSettings.from_params(input_dir, output_dir, warehouse, select, full_refresh)
-    run_at = datetime.now(timezone.utc)
+    run_at = datetime.now(UTC)
     run_id = str(flow_run.get_id() or run_at.strftime("local-%Y%m%dT%H%M%S%f"))
     audit = QualityAudit(run_id, run_at)
-    project = dbt_layers.DbtProject(settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh)
+    project = dbt_layers.DbtProject(
+        settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh
+    )
 
     try:
         if "source" in settings.select:
@@ -108,6 +126,7 @@ def account_summary_pipeline(
         with audit.step("audit"):
             for table, counts in count_rows(settings).items():
                 audit.record_rows(table, **counts)
+            audit.key_columns = profile_key_columns(settings)
             if audit.blocking_failures:
                 names = ", ".join(check.name for check in audit.blocking_failures[:10])
                 raise BlockingChecksFailed("audit", names)
@@ -115,22 +134,33 @@ def account_summary_pipeline(
         with audit.step("publish"):
             published = publish_outputs(settings, run_id, audit.report())
     except LedgerflowError:
-        write_failed_report(settings, audit.report())
+        report = audit.report()
+        write_failed_report(settings, report)
+        create_report_artifacts(report, published=False)
         raise
 
     report = audit.report()
+    create_report_artifacts(report, published=True)
     print(_summary(report, settings, published))
     return report
 
 
 def _summary(report: dict, settings: PipelineSettings, published: list[Path]) -> str:
     rows = report["metrics"]["rows"]
-    lines = [f"Run {report['run_id']}: {report['status']} ({report['summary']['passed']}/{report['summary']['total_tests']} checks passed)"]
+    lines = [
+        f"Run {report['run_id']}: {report['status']} ({report['summary']['passed']}/{report['summary']['total_tests']} checks passed)"
+    ]
     for table in ("customers", "accounts"):
         delivered = rows.get(table, {}).get("delivered", "-")
         quarantined = report["quarantine"].get(table, {})
-        lines.append(f"  {table}: {delivered} rows in, {sum(quarantined.values())} quarantined {quarantined or ''}")
-    lines.append(f"  account_summary: {rows.get('accounts', {}).get('account_summary', 0)} rows published")
-    lines.append(f"  customer_profile: {rows.get('customers', {}).get('customer_profile', 0)} rows published")
+        lines.append(
+            f"  {table}: {delivered} rows in, {sum(quarantined.values())} quarantined {quarantined or ''}"
+        )
+    lines.append(
+        f"  account_summary: {rows.get('accounts', {}).get('account_summary', 0)} rows published"
+    )
+    lines.append(
+        f"  customer_profile: {rows.get('customers', {}).get('customer_profile', 0)} rows published"
+    )
     lines.append(f"  outputs in {settings.output_dir}: {', '.join(p.name for p in published)}")
     return "\n".join(lines)

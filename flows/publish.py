@@ -51,7 +51,7 @@ def _quarantine_csv(table: str, raw_columns: dict[str, str]) -> str:
     raw = ", ".join(_csv_text(column, f'"{header}"') for column, header in raw_columns.items())
     return f"""
         select {raw}, quarantine_reason, _source_file, _source_line,
-               {_csv_timestamp('first_quarantined_at')}
+               {_csv_timestamp("first_quarantined_at")}
         from staging.{table}
         where resolved_at is null
         order by _source_line
@@ -63,8 +63,8 @@ def _quarantine_csv(table: str, raw_columns: dict[str, str]) -> str:
 EXPORTS: dict[str, tuple[str, str]] = {
     "account_summary.csv": (
         "csv",
-        f"""select {_csv_text('account_id')}, {_ACCOUNT_SUMMARY_COLUMNS},
-                   {_csv_timestamp('calculated_at')}
+        f"""select {_csv_text("account_id")}, {_ACCOUNT_SUMMARY_COLUMNS},
+                   {_csv_timestamp("calculated_at")}
             from marts.account_summary order by account_summary.account_id""",
     ),
     "account_summary.parquet": (
@@ -75,7 +75,7 @@ EXPORTS: dict[str, tuple[str, str]] = {
     ),
     "customer_profile.csv": (
         "csv",
-        f"""select customer_id, {_csv_text('customer_name')}, {_CUSTOMER_PROFILE_COLUMNS}
+        f"""select customer_id, {_csv_text("customer_name")}, {_CUSTOMER_PROFILE_COLUMNS}
             from marts.customer_profile order by customer_id""",
     ),
     "customer_profile.parquet": (
@@ -124,7 +124,9 @@ def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict
         for name in names:
             _fsync(staging / name)
         # From here on the publish is decided: the journal lets a crash roll it forward.
-        _write_json(output_dir / JOURNAL_NAME, {"run_id": run_id, "staging": staging.name, "files": names})
+        _write_json(
+            output_dir / JOURNAL_NAME, {"run_id": run_id, "staging": staging.name, "files": names}
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -24,6 +24,7 @@ class QualityAudit:
         self.quarantine: dict[str, dict[str, int]] = {}
         self.rows: dict[str, dict[str, int]] = {}
         self.durations: dict[str, float] = {}
+        self.key_columns: dict[str, dict[str, int]] = {}
         self.stopped_at: str | None = None
         self.error: str | None = None
 
@@ -94,7 +95,11 @@ class QualityAudit:
         failed = sum(1 for c in self.checks if c.status == "fail")
         warned = sum(1 for c in self.checks if c.status == "warn")
         total = len(self.checks)
-        metrics: dict = {"rows": self.rows, "duration_seconds": self.durations}
+        metrics: dict = {
+            "rows": self.rows,
+            "duration_seconds": self.durations,
+            "key_columns": self.key_columns,
+        }
         if self.stopped_at is not None:
             metrics["stopped_at"] = {"step": self.stopped_at, "error": self.error}
         return {

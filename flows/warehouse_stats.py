@@ -22,6 +22,42 @@ def quarantine_counts(warehouse: Path) -> dict[str, tuple[int, dict[str, int]]]:
     return counts
 
 
+# The key column of each relation whose nulls and duplicates the report counts.
+KEY_COLUMNS = {
+    "raw.customers": "customerid",
+    "raw.accounts": "accountid",
+    "staging.stg_customers": "customer_id",
+    "staging.stg_accounts": "account_id",
+    "marts.account_summary": "account_id",
+    "marts.customer_profile": "customer_id",
+}
+
+
+def key_column_profile(warehouse: Path) -> dict[str, dict[str, int]]:
+    """Null and duplicate counts of each relation's key column, one scan per relation."""
+    profile = {}
+    with duckdb.connect(str(warehouse)) as con:
+        existing = _existing_relations(con)
+        for relation, column in KEY_COLUMNS.items():
+            if relation not in existing:
+                continue
+            nulls, duplicates = con.execute(
+                f"select count(*) - count({column}), count({column}) - count(distinct {column}) "
+                f"from {relation}"
+            ).fetchone()
+            profile[f"{relation}.{column}"] = {"nulls": nulls, "duplicates": duplicates}
+    return profile
+
+
+def _existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }
+
+
 def layer_row_counts(warehouse: Path) -> dict[str, dict[str, int]]:
     """Rows in each layer's main relations, for the metrics."""
     relations = {
@@ -39,12 +75,7 @@ def layer_row_counts(warehouse: Path) -> dict[str, dict[str, int]]:
         },
     }
     with duckdb.connect(str(warehouse)) as con:
-        existing = {
-            f"{schema}.{name}"
-            for schema, name in con.execute(
-                "select table_schema, table_name from information_schema.tables"
-            ).fetchall()
-        }
+        existing = _existing_relations(con)
         return {
             table: {
                 label: con.execute(f"select count(*) from {relation}").fetchone()[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -46,7 +46,7 @@ def run_steps(
     run_at: datetime | None = None,
 ) -> StepsRun:
     """Ingest, build every dbt layer and write the exports: the flow's steps, no Prefect."""
-    run_at = run_at or datetime.now(timezone.utc)
+    run_at = run_at or datetime.now(UTC)
     ingest.ingest_delivery(input_dir, warehouse)
     project = DbtProject(warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh)
     for layer in DBT_LAYERS:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 
 import pytest
 from conftest import SAMPLE_DIR, copy_sample
@@ -14,8 +13,12 @@ from contract_oracle import expected_outputs
 from flows.cli import main
 
 PUBLISHED = [
-    "account_summary.csv", "account_summary.parquet", "customer_profile.csv",
-    "customer_profile.parquet", "quarantine_customers.csv", "quarantine_accounts.csv",
+    "account_summary.csv",
+    "account_summary.parquet",
+    "customer_profile.csv",
+    "customer_profile.parquet",
+    "quarantine_customers.csv",
+    "quarantine_accounts.csv",
     "quality_report.json",
 ]
 
@@ -29,15 +32,33 @@ def published(prefect_harness, tmp_path_factory):
     """A warehouse and output folder after one good run of the sample."""
     root = tmp_path_factory.mktemp("cli")
     paths = {"warehouse": root / "warehouse.duckdb", "output": root / "output"}
-    code = main(["run", "--input-dir", str(SAMPLE_DIR), "--output-dir", str(paths["output"]),
-                 "--warehouse", str(paths["warehouse"])])
+    code = main(
+        [
+            "run",
+            "--input-dir",
+            str(SAMPLE_DIR),
+            "--output-dir",
+            str(paths["output"]),
+            "--warehouse",
+            str(paths["warehouse"]),
+        ]
+    )
     paths["exit_code"] = code
     return paths
 
 
 def run_cli(input_dir, published):
-    return main(["run", "--input-dir", str(input_dir), "--output-dir", str(published["output"]),
-                 "--warehouse", str(published["warehouse"])])
+    return main(
+        [
+            "run",
+            "--input-dir",
+            str(input_dir),
+            "--output-dir",
+            str(published["output"]),
+            "--warehouse",
+            str(published["warehouse"]),
+        ]
+    )
 
 
 def test_sample_run_publishes_everything(published):
@@ -51,23 +72,45 @@ def test_sample_run_publishes_everything(published):
     for row in expected.quarantine_accounts:
         counts[row.reason] = counts.get(row.reason, 0) + 1
     assert report["quarantine"]["accounts"] == dict(sorted(counts.items()))
-    assert set(report) == {"timestamp", "run_id", "status", "summary", "failures", "quarantine", "metrics"}
+    assert set(report) == {
+        "timestamp",
+        "run_id",
+        "status",
+        "summary",
+        "failures",
+        "quarantine",
+        "metrics",
+    }
     # No half-written leftovers of the publish.
     assert not [p for p in published["output"].iterdir() if p.name.startswith(".")]
 
 
 BROKEN = {
     "missing_file": (None, "accounts.csv: file not found"),
-    "missing_column": (b"AccountID,CustomerID,Balance\nA1,1,5\n", "accounts.csv line 1: missing required column(s) AccountType"),
+    "missing_column": (
+        b"AccountID,CustomerID,Balance\nA1,1,5\n",
+        "accounts.csv line 1: missing required column(s) AccountType",
+    ),
     "empty": (b"", "accounts.csv: empty file"),
-    "not_utf8": (b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA\xe92,1,5,savings\n", "accounts.csv line 3: not valid UTF-8"),
-    "field_count": (b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA2,1,5\n", "accounts.csv line 3: not CSV"),
-    "unterminated_quote": (b'AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\n"A2,1,5,savings\n', "accounts.csv line 3: not CSV: unterminated"),
+    "not_utf8": (
+        b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA\xe92,1,5,savings\n",
+        "accounts.csv line 3: not valid UTF-8",
+    ),
+    "field_count": (
+        b"AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\nA2,1,5\n",
+        "accounts.csv line 3: not CSV",
+    ),
+    "unterminated_quote": (
+        b'AccountID,CustomerID,Balance,AccountType\nA1,1,5,savings\n"A2,1,5,savings\n',
+        "accounts.csv line 3: not CSV: unterminated",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_bad_input_exits_2_and_leaves_published_outputs_untouched(published, tmp_path, capsys, case):
+def test_bad_input_exits_2_and_leaves_published_outputs_untouched(
+    published, tmp_path, capsys, case
+):
     content, message = BROKEN[case]
     delivery = copy_sample(tmp_path / "delivery")
     if content is None:
@@ -85,7 +128,9 @@ def test_bad_input_exits_2_and_leaves_published_outputs_untouched(published, tmp
     assert failed["metrics"]["stopped_at"]["step"] == "ingest"
 
 
-def test_header_only_delivery_blocks_publishing_then_next_good_delivery_publishes(published, tmp_path, capsys):
+def test_header_only_delivery_blocks_publishing_then_next_good_delivery_publishes(
+    published, tmp_path, capsys
+):
     delivery = copy_sample(tmp_path / "header-only")
     (delivery / "accounts.csv").write_text("AccountID,CustomerID,Balance,AccountType\n")
     before = fingerprint(published["output"])
@@ -94,7 +139,10 @@ def test_header_only_delivery_blocks_publishing_then_next_good_delivery_publishe
     assert "dbt layer 'staging' failed" in capsys.readouterr().err
     assert fingerprint(published["output"]) == before
     failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
-    assert any(f["test"].startswith("source_not_empty") and f["severity"] == "error" for f in failed["failures"])
+    assert any(
+        f["test"].startswith("source_not_empty") and f["severity"] == "error"
+        for f in failed["failures"]
+    )
 
     # The next good delivery (one balance changed) goes through and replaces every file.
     fixed = copy_sample(tmp_path / "fixed")
@@ -111,3 +159,31 @@ def test_unknown_layer_is_a_usage_error(capsys):
         main(["run", "--select", "bronze"])
     assert raised.value.code == 2
     assert "invalid choice: 'bronze'" in capsys.readouterr().err
+
+
+def test_report_is_published_as_artifacts_with_metrics(published):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    report = json.loads((published["output"] / "quality_report.json").read_text())
+    with get_client(sync_client=True) as client:
+        found = {
+            artifact.key: artifact
+            for artifact in client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    key=ArtifactFilterKey(
+                        any_=["quality-report", "quality-failures", "run-metrics"]
+                    )
+                ),
+                limit=50,
+            )
+            if str(artifact.flow_run_id) == report["run_id"]
+        }
+    assert set(found) == {"quality-report", "quality-failures", "run-metrics"}
+    assert "Outputs published" in found["quality-report"].data
+    assert "quarantine_rate_accounts" in str(found["quality-failures"].data)
+    assert report["metrics"]["key_columns"]["marts.account_summary.account_id"] == {
+        "nulls": 0,
+        "duplicates": 0,
+    }
+    assert report["metrics"]["key_columns"]["raw.customers.customerid"]["duplicates"] >= 1

@@ -18,13 +18,25 @@ from contract_oracle import expected_outputs
 EXPECTED = expected_outputs(SAMPLE_DIR / "customers.csv", SAMPLE_DIR / "accounts.csv")
 
 CUSTOMER_REASONS = [
-    "missing_customer_id", "invalid_customer_id", "missing_customer_name",
-    "missing_has_loan", "invalid_has_loan", "duplicate_customer_id",
+    "missing_customer_id",
+    "invalid_customer_id",
+    "missing_customer_name",
+    "missing_has_loan",
+    "invalid_has_loan",
+    "duplicate_customer_id",
 ]
 ACCOUNT_REASONS = [
-    "missing_account_id", "missing_customer_id", "invalid_customer_id", "missing_balance",
-    "invalid_balance", "negative_balance", "missing_account_type", "invalid_account_type",
-    "duplicate_account_id", "customer_quarantined", "unknown_customer",
+    "missing_account_id",
+    "missing_customer_id",
+    "invalid_customer_id",
+    "missing_balance",
+    "invalid_balance",
+    "negative_balance",
+    "missing_account_type",
+    "invalid_account_type",
+    "duplicate_account_id",
+    "customer_quarantined",
+    "unknown_customer",
 ]
 
 
@@ -97,8 +109,13 @@ def test_quarantine_rows_keep_raw_values_as_delivered(sample_run):
         assert row["HasLoan"] == expected.raw["hasloan"]
         assert row["_source_file"] == "customers.csv"
     assert list(customers[0]) == [
-        "CustomerID", "Name", "HasLoan", "quarantine_reason", "_source_file",
-        "_source_line", "first_quarantined_at",
+        "CustomerID",
+        "Name",
+        "HasLoan",
+        "quarantine_reason",
+        "_source_file",
+        "_source_line",
+        "first_quarantined_at",
     ]
 
 
@@ -126,7 +143,7 @@ def test_account_summary_csv_format(sample_run):
         assert len(row[3].split(".")[1]) == 4, row
         assert row[6].endswith("Z")
     # Sorted by the byte order of the value before escaping.
-    unescaped = [row[0][1:] if row[0].startswith("'") else row[0] for row in rows]
+    unescaped = [row[0].removeprefix("'") for row in rows]
     assert unescaped == sorted(unescaped, key=lambda v: v.encode("utf-8"))
 
 
@@ -153,4 +170,6 @@ def test_parquet_has_the_typed_schema(sample_run):
         "calculated_at": "timestamp[us, tz=UTC]",
     }
     table = pq.read_table(sample_run.output_dir / "account_summary.parquet")
-    assert table.column("account_id").to_pylist() == [r["account_id"] for r in EXPECTED.account_summary]
+    assert table.column("account_id").to_pylist() == [
+        r["account_id"] for r in EXPECTED.account_summary
+    ]
