@@ -9,7 +9,6 @@ dbt's run results, not from Prefect task states, which update asynchronously.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import duckdb
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
 from flows.checks import CheckResult
-from flows.config import DBT_LAYERS, DBT_PROJECT_DIR
+from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, RAW_SCHEMA
 from flows.errors import LayerFailed
 
 TEST_RESOURCE_TYPES = {"test", "unit_test"}
@@ -118,6 +117,7 @@ class DbtProject:
         )
 
     def _invoke(self, args: list[str]) -> Any:
+        self._write_run_context()
         # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
         os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
         settings = PrefectDbtSettings(
@@ -126,7 +126,17 @@ class DbtProject:
         # raise_on_failure=False: the layer decides what failed, from run results, so the
         # error can name it (and prefect-dbt trips an assertion on freshness errors).
         runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
-        return runner.invoke([*args, "--vars", json.dumps({"run_at": self.run_at})])
+        return runner.invoke(args)
+
+    def _write_run_context(self) -> None:
+        """The run's timestamp, read by the run_timestamp() macro (a table, not a dbt var,
+        so dbt's partial parsing survives from one run to the next)."""
+        with duckdb.connect(str(self.warehouse)) as con:
+            con.execute(f"create schema if not exists {RAW_SCHEMA}")
+            con.execute(
+                f"create or replace table {RAW_SCHEMA}._run_context as select cast(? as timestamp) as run_at",
+                [self.run_at],
+            )
 
 
 def _status(result: Any) -> str:

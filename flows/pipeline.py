@@ -7,6 +7,7 @@
       -> dbt snapshots              SCD2 history of the clean records
       -> dbt intermediate           current versions, interest
       -> dbt marts                  account_summary (incremental), customer_profile
+      -> expectations               Great Expectations suites (expectations/*.json)
       -> audit                      every check's verdict, quarantine rates
       -> publish                    CSV + Parquet + quality_report.json, all or nothing
 
@@ -22,7 +23,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from flows import artifacts, dbt_layers, ingest, publish, warehouse_stats
+from flows import artifacts, dbt_layers, expectations, ingest, publish, warehouse_stats
 from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, FLOW_NAME, PipelineSettings
 from flows.errors import BlockingChecksFailed, LedgerflowError
@@ -64,6 +65,12 @@ def build_layer(project: dbt_layers.DbtProject, layer: str) -> dbt_layers.LayerR
 @task(name="count-quarantine")
 def count_quarantine(settings: PipelineSettings) -> dict[str, tuple[int, dict[str, int]]]:
     return warehouse_stats.quarantine_counts(settings.warehouse)
+
+
+@task(name="validate-expectations")
+def validate_expectations(settings: PipelineSettings) -> list[CheckResult]:
+    """The Great Expectations suites in expectations/, pushed down to DuckDB as SQL."""
+    return expectations.run_expectation_suites(settings.warehouse)
 
 
 @task(name="count-rows")
@@ -122,6 +129,9 @@ def account_summary_pipeline(
             if layer == "staging":
                 for table, (rows_in, by_reason) in count_quarantine(settings).items():
                     audit.record_quarantine(table, rows_in, by_reason)
+
+        with audit.step("expectations"):
+            audit.add_checks(validate_expectations(settings))
 
         with audit.step("audit"):
             for table, counts in count_rows(settings).items():

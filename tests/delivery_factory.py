@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import ClassVar
 
 CUSTOMER_COLUMNS = ("CustomerID", "Name", "HasLoan")
 ACCOUNT_COLUMNS = ("AccountID", "CustomerID", "Balance", "AccountType")
@@ -29,14 +30,41 @@ LOAN_NO = ("No", "n", "false", "0", "NO", "N", " FALSE ")
 # Tier boundaries (10000.00, 20000.00) and their neighbours, zero in its spellings, and
 # amounts whose interest has a half cent (DOUBLE arithmetic rounds them wrongly).
 BALANCES = (
-    "0.00", "0", "-0.00", "9999.99", "10000.00", "10000", "19999.99", "20000.00",
-    "20000.01", "14.50", "333.00", "10001.00", "20000.25", "45000.50", "12345.6", "7",
+    "0.00",
+    "0",
+    "-0.00",
+    "9999.99",
+    "10000.00",
+    "10000",
+    "19999.99",
+    "20000.00",
+    "20000.01",
+    "14.50",
+    "333.00",
+    "10001.00",
+    "20000.25",
+    "45000.50",
+    "12345.6",
+    "7",
 )
 ACCOUNT_TYPES = ("savings", "Savings", "SAVINGS", " savings ", "checking", "Checking")
 NAMES = (
-    "Alice Martin", "Bob Chen", "Carla  Diaz", "Dan\tO'Neil", "Eve Adams", "Smith, Frank",
-    "Grace Hopper", "Hal Jordan", "Ivy Lee", "Jon Snow", "Kara Lind", "Liam Moss",
-    "=Gus Formula", "Nora Quinn", "Omar Ruiz", "Pia Sand",
+    "Alice Martin",
+    "Bob Chen",
+    "Carla  Diaz",
+    "Dan\tO'Neil",
+    "Eve Adams",
+    "Smith, Frank",
+    "Grace Hopper",
+    "Hal Jordan",
+    "Ivy Lee",
+    "Jon Snow",
+    "Kara Lind",
+    "Liam Moss",
+    "=Gus Formula",
+    "Nora Quinn",
+    "Omar Ruiz",
+    "Pia Sand",
 )
 
 # Ways to break a record, each with the reason the contract gives it (for the log only).
@@ -133,7 +161,9 @@ class DeliverySequence:
             self.rng.randrange(12), f"A{number:03d}"
         )
         if customer_id is None:
-            customer_id = self._customer_id_of(self.rng.choice(self._clean(self.delivery.customers)))
+            customer_id = self._customer_id_of(
+                self.rng.choice(self._clean(self.delivery.customers))
+            )
         balance = self.rng.choice(BALANCES + (self._random_balance(),) * 4)
         return Row(
             {
@@ -166,7 +196,9 @@ class DeliverySequence:
         for _ in range(self.rng.randint(2, 4)):
             self.op_break_account()
         # ... and orphans that stay (no such customer).
-        self.delivery.accounts.append(self._new_account(customer_id=str(9000 + self.rng.randrange(99))))
+        self.delivery.accounts.append(
+            self._new_account(customer_id=str(9000 + self.rng.randrange(99)))
+        )
         self.rng.shuffle(self.delivery.accounts)
         return self.delivery
 
@@ -181,19 +213,26 @@ class DeliverySequence:
         row.values["Balance"] = self.rng.choice(BALANCES + (self._random_balance(),) * 2)
         return f"balance {row.values['AccountID']}: {old!r} -> {row.values['Balance']!r}"
 
-    def op_flip_loan(self) -> str | None:
+    def op_flip_loan(self, respell_chance: float = 0.3) -> str | None:
         rows = self._clean(self.delivery.customers)
+        # Mostly a customer with accounts, so the flip reaches account_summary.
+        owners = {a.values["CustomerID"].lstrip("0") for a in self.delivery.accounts}
+        with_accounts = [r for r in rows if r.values["CustomerID"].lstrip("0") in owners]
+        if with_accounts and self.rng.random() < 0.8:
+            rows = with_accounts
         if not rows:
             return None
         row = self.rng.choice(rows)
         old = row.values["HasLoan"]
         was_yes = old.strip().lower() in {v.strip().lower() for v in LOAN_YES}
         # Mostly a real flip; sometimes the same answer spelled differently (no change).
-        same = self.rng.random() < 0.3
+        same = self.rng.random() < respell_chance
         pool = LOAN_YES if was_yes == same else LOAN_NO
         row.values["HasLoan"] = self.rng.choice(pool)
         kind = "respell" if same else "flip"
-        return f"loan {kind} customer {row.values['CustomerID']}: {old!r} -> {row.values['HasLoan']!r}"
+        return (
+            f"loan {kind} customer {row.values['CustomerID']}: {old!r} -> {row.values['HasLoan']!r}"
+        )
 
     def op_rename_customer(self) -> str | None:
         rows = self._clean(self.delivery.customers)
@@ -245,7 +284,9 @@ class DeliverySequence:
             return None
         row = self.rng.choice(self.delivery.customers)
         self.delivery.customers.remove(row)
-        return f"remove customer {row.values['CustomerID']!r} (its accounts become unknown_customer)"
+        return (
+            f"remove customer {row.values['CustomerID']!r} (its accounts become unknown_customer)"
+        )
 
     def op_add_customer(self) -> str | None:
         row = self._new_customer()
@@ -261,11 +302,16 @@ class DeliverySequence:
         if self.rng.random() < 0.3:
             # A second row whose id parses to the same number: both are quarantined.
             duplicate = Row(
-                {"CustomerID": "0" + row.values["CustomerID"], "Name": self.rng.choice(NAMES),
-                 "HasLoan": self.rng.choice(LOAN_YES + LOAN_NO)},
+                {
+                    "CustomerID": "0" + row.values["CustomerID"],
+                    "Name": self.rng.choice(NAMES),
+                    "HasLoan": self.rng.choice(LOAN_YES + LOAN_NO),
+                },
                 duplicate=True,
             )
-            self.delivery.customers.insert(self.rng.randint(0, len(self.delivery.customers)), duplicate)
+            self.delivery.customers.insert(
+                self.rng.randint(0, len(self.delivery.customers)), duplicate
+            )
             return f"break customer {customer_id}: duplicate id {duplicate.values['CustomerID']!r}"
         column, value, reason = self.rng.choice(CUSTOMER_BREAKS)
         row.saved = dict(row.values)
@@ -280,7 +326,9 @@ class DeliverySequence:
         account_id = row.values["AccountID"]
         if self.rng.random() < 0.2:
             duplicate = Row(dict(row.values, AccountID=f" {account_id} "), duplicate=True)
-            self.delivery.accounts.insert(self.rng.randint(0, len(self.delivery.accounts)), duplicate)
+            self.delivery.accounts.insert(
+                self.rng.randint(0, len(self.delivery.accounts)), duplicate
+            )
             return f"break account {account_id}: duplicate id"
         column, value, reason = self.rng.choice(ACCOUNT_BREAKS)
         row.saved = dict(row.values)
@@ -299,15 +347,17 @@ class DeliverySequence:
         rows, row = self.rng.choice(broken)
         if row.duplicate:
             rows.remove(row)
-            return f"fix: drop duplicate row {row.values}"
+            return f"fix (drop the duplicate row) {row.values}"
         assert row.saved is not None
         broken_values, row.values, row.saved = row.values, row.saved, None
-        return f"fix: {broken_values} -> {row.values}"
+        return f"fix {broken_values} -> {row.values}"
 
     def op_reorder_rows(self) -> str | None:
         rows = self.rng.choice((self.delivery.customers, self.delivery.accounts))
         self.rng.shuffle(rows)
-        return f"reorder rows of {'customers' if rows is self.delivery.customers else 'accounts'}.csv"
+        return (
+            f"reorder rows of {'customers' if rows is self.delivery.customers else 'accounts'}.csv"
+        )
 
     def op_reorder_columns(self) -> str | None:
         columns = self.rng.choice((self.delivery.customer_columns, self.delivery.account_columns))
@@ -318,7 +368,8 @@ class DeliverySequence:
         self.delivery.line_end = "\r\n" if self.delivery.line_end == "\n" else "\n"
         return f"line ends {self.delivery.line_end!r}"
 
-    OPERATIONS = {
+    # Operation name -> weight: how often `advance()` picks it.
+    OPERATIONS: ClassVar[dict[str, int]] = {
         "change_balance": 5,
         "flip_loan": 4,
         "rename_customer": 1,
@@ -336,12 +387,15 @@ class DeliverySequence:
         "line_ends": 1,
     }
 
-    def advance(self, min_ops: int = 3, max_ops: int = 7) -> list[str]:
+    def advance(self, min_ops: int = 2, max_ops: int = 6) -> list[str]:
         """Turn the delivery into the next one; returns what was done."""
         names = list(self.OPERATIONS)
         weights = list(self.OPERATIONS.values())
-        done: list[str] = []
-        target = self.rng.randint(min_ops, max_ops)
+        # Every delivery moves a balance and flips a loan flag: the changes incremental
+        # change detection must notice (a flip reaches accounts only through the customer).
+        first = (self.op_change_balance(), self.op_flip_loan(respell_chance=0.0))
+        done = [description for description in first if description is not None]
+        target = len(done) + self.rng.randint(min_ops, max_ops)
         while len(done) < target:
             (name,) = self.rng.choices(names, weights)
             description = getattr(self, f"op_{name}")()

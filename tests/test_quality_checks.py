@@ -28,6 +28,9 @@ def sample_warehouse(tmp_path_factory):
 def built(sample_warehouse, tmp_path):
     """A private copy of the built sample warehouse, to plant defects in."""
     warehouse = tmp_path / "warehouse.duckdb"
+    # The newest data may still be in the write-ahead log: fold it in before copying.
+    with duckdb.connect(str(sample_warehouse.warehouse)) as con:
+        con.execute("checkpoint")
     shutil.copy(sample_warehouse.warehouse, warehouse)
     run = StepsRun(warehouse, tmp_path / "output", sample_warehouse.run_at)
     return run, DbtProject(warehouse, run.run_at.strftime("%Y-%m-%d %H:%M:%S.%f"))

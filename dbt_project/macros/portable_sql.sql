@@ -23,8 +23,15 @@
     try_cast({{ expression }} as {{ data_type }})
 {%- endmacro %}
 
-{#- The run's timestamp (UTC): the flow passes one per run so all models agree. -#}
+{#- The run's timestamp (UTC), one per run so every model and both snapshots stamp the
+    same instant. The flow writes it to raw._run_context before each dbt invocation;
+    passing it as a --vars value instead would force dbt to re-parse the whole project on
+    every run. -#}
 {% macro run_timestamp() -%}
-    {%- set run_at = var('run_at') or run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') -%}
-    cast('{{ run_at }}' as timestamp)
+    (select max(run_at) from raw._run_context)
+{%- endmacro %}
+
+{#- Snapshots use the run's timestamp too, so a version's valid_from is the run that saw it. -#}
+{% macro duckdb__snapshot_get_time() -%}
+    {{ run_timestamp() }}
 {%- endmacro %}

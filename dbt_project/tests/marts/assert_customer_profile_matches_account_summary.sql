@@ -1,0 +1,60 @@
+-- Asserts that each customer's savings count and totals in customer_profile equal its rows
+-- in account_summary, and that every account_summary customer has a profile. Catches an
+-- account_summary that kept a stale row or missed one (its count no longer matches the
+-- savings accounts that passed) and a join that fans out the totals.
+-- Failing rows: customer_id, then both sides.
+
+with
+
+customer_profile as (
+
+    select * from {{ ref('customer_profile') }}
+
+),
+
+account_summary as (
+
+    select * from {{ ref('account_summary') }}
+
+),
+
+summary_totals as (
+
+    select
+        customer_id,
+        count(*) as savings_account_count,
+        sum(original_balance_amount) as total_savings_balance_amount,
+        sum(annual_interest_amount) as total_annual_interest_amount
+
+    from account_summary
+    group by customer_id
+
+),
+
+compared as (
+
+    select
+        coalesce(customer_profile.customer_id, summary_totals.customer_id) as customer_id,
+        customer_profile.savings_account_count as profile_savings_account_count,
+        coalesce(summary_totals.savings_account_count, 0) as summary_savings_account_count,
+        customer_profile.total_savings_balance_amount as profile_total_savings_balance_amount,
+        coalesce(summary_totals.total_savings_balance_amount, 0) as summary_total_savings_balance_amount,
+        customer_profile.total_annual_interest_amount as profile_total_annual_interest_amount,
+        coalesce(summary_totals.total_annual_interest_amount, 0) as summary_total_annual_interest_amount
+
+    from customer_profile
+    full outer join summary_totals
+        on customer_profile.customer_id = summary_totals.customer_id
+
+),
+
+validation_errors as (
+
+    select * from compared
+    where profile_savings_account_count is distinct from summary_savings_account_count
+        or profile_total_savings_balance_amount is distinct from summary_total_savings_balance_amount
+        or profile_total_annual_interest_amount is distinct from summary_total_annual_interest_amount
+
+)
+
+select * from validation_errors
