@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import SAMPLE_DIR, StepsRun, run_steps
+from conftest import SAMPLE_DIR, StepsRun, run_steps, write_delivery
 
 from flows.dbt_layers import DbtProject
 from flows.errors import LayerFailed
@@ -81,3 +81,72 @@ def test_an_aged_delivery_warns_after_24_hours_and_errors_after_48(
 def test_a_fresh_delivery_passes_freshness(built):
     _, project = built
     assert {check.status for check in project.source_freshness()} == {"pass"}
+
+
+# Each defect the issue names, planted where its check looks: (layer, defect, check, key).
+PLANTED_DEFECTS = {
+    "orphan_account": (
+        "marts",
+        "update marts.account_summary set customer_id = 424242 where account_id = 'A001'",
+        "relationships_account_summary_customer_id__customer_id__ref_customer_profile_",
+        "424242",
+    ),
+    "out_of_range_rate": (
+        "marts",
+        "update marts.account_summary set interest_rate_pct = 0.0300 where account_id = 'A002'",
+        "accepted_range_interest_rate_pct",
+        "A002",
+    ),
+    "wrong_arithmetic": (
+        "marts",
+        "update marts.account_summary set new_balance_amount = new_balance_amount + 0.01 where account_id = 'A003'",
+        "new_balance_equals_original_plus_interest",
+        "A003",
+    ),
+    "overlapping_scd2_versions": (
+        "snapshots",
+        """insert into snapshots.accounts_snapshot
+           select * replace (valid_from - interval 1 day as valid_from, 'planted' as version_id,
+                             valid_from + interval 1 hour as valid_to)
+           from snapshots.accounts_snapshot where account_id = 'A004'""",
+        "scd2_versions_do_not_overlap_accounts_snapshot_account_id",
+        "A004",
+    ),
+    "has_loan_slipped_through": (
+        "marts",
+        "update marts.customer_profile set has_loan = null where customer_id = 5",
+        "not_null_customer_profile_has_loan",
+        "5",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", list(PLANTED_DEFECTS))
+def test_planted_defect_fails_its_named_check_with_the_offending_key(built, defect):
+    layer, sql, check_name, key = PLANTED_DEFECTS[defect]
+    run, project = built
+    plant(run.warehouse, sql)
+    failures = failing_checks(project, layer)
+    assert check_name in failures, sorted(failures)
+    check = failures[check_name]
+    assert check.severity == "error" and check.blocking
+    assert key in check.message, check.message
+
+
+def test_a_fixed_record_is_resolved_not_deleted(tmp_path):
+    customers = "CustomerID,Name,HasLoan\n1,Ann,yes\n2,Bob,maybe\n"
+    accounts = "AccountID,CustomerID,Balance,AccountType\nA1,1,10.00,savings\n"
+    first = run_steps(write_delivery(tmp_path / "d1", customers, accounts), tmp_path / "w.duckdb", tmp_path / "o1")
+    fixed = run_steps(
+        write_delivery(tmp_path / "d2", customers.replace("maybe", "no"), accounts),
+        tmp_path / "w.duckdb",
+        tmp_path / "o2",
+        run_at=first.run_at + timedelta(days=1),
+    )
+    history = fixed.query(
+        "select raw_customer_id, quarantine_reason, first_quarantined_at, resolved_at from staging.quarantine_customers"
+    )
+    assert history == [("2", "invalid_has_loan", first.run_at.replace(tzinfo=None), fixed.run_at.replace(tzinfo=None))]
+    assert fixed.query("select customer_id from staging.stg_customers order by 1") == [(1,), (2,)]
+    # The review CSV shows only this run's quarantined rows: none.
+    assert (tmp_path / "o2" / "quarantine_customers.csv").read_text().count("\n") == 1
