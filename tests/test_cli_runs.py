@@ -187,3 +187,25 @@ def test_report_is_published_as_artifacts_with_metrics(published):
         "duplicates": 0,
     }
     assert report["metrics"]["key_columns"]["raw.customers.customerid"]["duplicates"] >= 1
+
+
+def test_a_blocking_check_at_audit_publishes_nothing(published, tmp_path, capsys):
+    """More than half of accounts.csv quarantined: every layer builds, the audit blocks."""
+    delivery = copy_sample(tmp_path / "mostly-broken")
+    lines = (delivery / "accounts.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    # Two records in three get an invalid type; enough savings accounts remain for the marts.
+    broken = [
+        line.replace("avings", "avingz", 1).replace("hecking", "hequing", 1) if index % 3 else line
+        for index, line in enumerate(lines[1:])
+    ]
+    (delivery / "accounts.csv").write_text(lines[0] + "".join(broken), encoding="utf-8")
+    before = fingerprint(published["output"])
+
+    assert run_cli(delivery, published) == 1
+
+    assert "blocking checks failed at audit: quarantine_rate_accounts" in capsys.readouterr().err
+    assert fingerprint(published["output"]) == before
+    failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
+    assert failed["status"] == "failed"
+    rate = next(f for f in failed["failures"] if f["test"] == "quarantine_rate_accounts")
+    assert rate["severity"] == "error"
