@@ -26,6 +26,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 SAMPLE_DIR = DEFAULT_INPUT_DIR
 
+# The contract's published data files (the quality report aside: it names its run).
+CONTRACT_DATA_FILES = (
+    "account_summary.csv",
+    "account_summary.parquet",
+    "customer_profile.csv",
+    "customer_profile.parquet",
+    "quarantine_customers.csv",
+    "quarantine_accounts.csv",
+)
+
 
 @dataclass
 class StepsRun:

@@ -40,6 +40,29 @@ HAS_LOAN = {
 }
 ACCOUNT_TYPES = {"savings", "checking"}
 
+# The quarantine reasons, in the contract's order of precedence.
+CUSTOMER_REASONS = [
+    "missing_customer_id",
+    "invalid_customer_id",
+    "missing_customer_name",
+    "missing_has_loan",
+    "invalid_has_loan",
+    "duplicate_customer_id",
+]
+ACCOUNT_REASONS = [
+    "missing_account_id",
+    "missing_customer_id",
+    "invalid_customer_id",
+    "missing_balance",
+    "invalid_balance",
+    "negative_balance",
+    "missing_account_type",
+    "invalid_account_type",
+    "duplicate_account_id",
+    "customer_quarantined",
+    "unknown_customer",
+]
+
 
 @dataclass(frozen=True)
 class QuarantinedRow:

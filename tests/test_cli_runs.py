@@ -7,20 +7,12 @@ import hashlib
 import json
 
 import pytest
-from conftest import SAMPLE_DIR, copy_sample
+from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample
 from contract_oracle import expected_outputs
 
 from flows.cli import main
 
-PUBLISHED = [
-    "account_summary.csv",
-    "account_summary.parquet",
-    "customer_profile.csv",
-    "customer_profile.parquet",
-    "quarantine_customers.csv",
-    "quarantine_accounts.csv",
-    "quality_report.json",
-]
+PUBLISHED = [*CONTRACT_DATA_FILES, "quality_report.json"]
 
 
 def fingerprint(folder):

@@ -5,34 +5,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-
-try:
-    from contract_oracle import expected_outputs
-except ImportError:  # tests/ imported as a package
-    from tests.contract_oracle import expected_outputs
+from contract_oracle import ACCOUNT_REASONS, CUSTOMER_REASONS, expected_outputs
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
-CUSTOMER_REASONS = [
-    "missing_customer_id",
-    "invalid_customer_id",
-    "missing_customer_name",
-    "missing_has_loan",
-    "invalid_has_loan",
-    "duplicate_customer_id",
-]
-ACCOUNT_REASONS = [
-    "missing_account_id",
-    "missing_customer_id",
-    "invalid_customer_id",
-    "missing_balance",
-    "invalid_balance",
-    "negative_balance",
-    "missing_account_type",
-    "invalid_account_type",
-    "duplicate_account_id",
-    "customer_quarantined",
-    "unknown_customer",
-]
 
 
 @pytest.fixture

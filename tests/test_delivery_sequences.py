@@ -36,21 +36,13 @@ from pathlib import Path
 
 import contract_oracle
 import pytest
-from conftest import StepsRun, run_steps
+from conftest import CONTRACT_DATA_FILES, StepsRun, run_steps
 from delivery_factory import DeliverySequence
 
 SEEDS = [int(s) for s in os.environ.get("LEDGERFLOW_SEQUENCE_SEEDS", "3,29").split(",")]
 DELIVERIES_PER_SEQUENCE = int(os.environ.get("LEDGERFLOW_SEQUENCE_LENGTH", "4"))
 FIRST_RUN_AT = datetime(2025, 3, 3, 2, 30, tzinfo=UTC)
 
-DATA_FILES = (
-    "account_summary.csv",
-    "account_summary.parquet",
-    "customer_profile.csv",
-    "customer_profile.parquet",
-    "quarantine_customers.csv",
-    "quarantine_accounts.csv",
-)
 SUMMARY_VALUES = (
     "account_id, customer_id, original_balance_amount, interest_rate_pct, "
     "annual_interest_amount, new_balance_amount"
@@ -297,7 +289,7 @@ def test_incremental_runs_equal_a_rebuild_after_every_delivery(seed: int, tmp_pa
         rerun = run_steps(
             again, warehouse, tmp_path / f"output-{step}-again", run_at=run_at + timedelta(hours=6)
         )
-        for name in DATA_FILES:
+        for name in CONTRACT_DATA_FILES:
             assert (rerun.output_dir / name).read_bytes() == (run.output_dir / name).read_bytes(), (
                 f"{where}\nre-running the unchanged delivery changed {name}"
             )

@@ -136,7 +136,9 @@ def test_planted_defect_fails_its_named_check_with_the_offending_key(built, defe
 def test_a_fixed_record_is_resolved_not_deleted(tmp_path):
     customers = "CustomerID,Name,HasLoan\n1,Ann,yes\n2,Bob,maybe\n"
     accounts = "AccountID,CustomerID,Balance,AccountType\nA1,1,10.00,savings\n"
-    first = run_steps(write_delivery(tmp_path / "d1", customers, accounts), tmp_path / "w.duckdb", tmp_path / "o1")
+    first = run_steps(
+        write_delivery(tmp_path / "d1", customers, accounts), tmp_path / "w.duckdb", tmp_path / "o1"
+    )
     fixed = run_steps(
         write_delivery(tmp_path / "d2", customers.replace("maybe", "no"), accounts),
         tmp_path / "w.duckdb",
@@ -146,7 +148,14 @@ def test_a_fixed_record_is_resolved_not_deleted(tmp_path):
     history = fixed.query(
         "select raw_customer_id, quarantine_reason, first_quarantined_at, resolved_at from staging.quarantine_customers"
     )
-    assert history == [("2", "invalid_has_loan", first.run_at.replace(tzinfo=None), fixed.run_at.replace(tzinfo=None))]
+    assert history == [
+        (
+            "2",
+            "invalid_has_loan",
+            first.run_at.replace(tzinfo=None),
+            fixed.run_at.replace(tzinfo=None),
+        )
+    ]
     assert fixed.query("select customer_id from staging.stg_customers order by 1") == [(1,), (2,)]
     # The review CSV shows only this run's quarantined rows: none.
     assert (tmp_path / "o2" / "quarantine_customers.csv").read_text().count("\n") == 1

@@ -13,31 +13,9 @@ from decimal import Decimal
 import pyarrow.parquet as pq
 import pytest
 from conftest import SAMPLE_DIR
-from contract_oracle import expected_outputs
+from contract_oracle import ACCOUNT_REASONS, CUSTOMER_REASONS, expected_outputs
 
 EXPECTED = expected_outputs(SAMPLE_DIR / "customers.csv", SAMPLE_DIR / "accounts.csv")
-
-CUSTOMER_REASONS = [
-    "missing_customer_id",
-    "invalid_customer_id",
-    "missing_customer_name",
-    "missing_has_loan",
-    "invalid_has_loan",
-    "duplicate_customer_id",
-]
-ACCOUNT_REASONS = [
-    "missing_account_id",
-    "missing_customer_id",
-    "invalid_customer_id",
-    "missing_balance",
-    "invalid_balance",
-    "negative_balance",
-    "missing_account_type",
-    "invalid_account_type",
-    "duplicate_account_id",
-    "customer_quarantined",
-    "unknown_customer",
-]
 
 
 def read_csv(path):
