@@ -175,8 +175,13 @@ def describe_failing_rows(
 
 
 def _source_name(node: Any) -> str:
+    """What a test without an attached model checks: its source, or (a singular test) the
+    models it reads."""
     sources = getattr(node, "sources", None) or []
-    return f"source:{sources[0][-1]}" if sources else ""
+    if sources:
+        return f"source:{sources[0][-1]}"
+    depends_on = getattr(getattr(node, "depends_on", None), "nodes", None) or []
+    return ", ".join(unique_id.split(".")[-1] for unique_id in depends_on)
 
 
 def _freshness_check(result: Any) -> CheckResult:
