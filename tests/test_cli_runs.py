@@ -24,18 +24,7 @@ def published(prefect_harness, tmp_path_factory):
     """A warehouse and output folder after one good run of the sample."""
     root = tmp_path_factory.mktemp("cli")
     paths = {"warehouse": root / "warehouse.duckdb", "output": root / "output"}
-    code = main(
-        [
-            "run",
-            "--input-dir",
-            str(SAMPLE_DIR),
-            "--output-dir",
-            str(paths["output"]),
-            "--warehouse",
-            str(paths["warehouse"]),
-        ]
-    )
-    paths["exit_code"] = code
+    paths["exit_code"] = run_cli(SAMPLE_DIR, paths)
     return paths
 
 
