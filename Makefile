@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_WAREHOUSE := data/demo-warehouse.duckdb
 
-.PHONY: install run test lint clean
+# A local Prefect server (UI on http://127.0.0.1:4200), its SQLite database under .prefect/.
+PREFECT_PORT ?= 4200
+# Only these targets talk to a server; `make run` and `make test` never need one.
+deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+
+.PHONY: install run test lint clean server deploy worker status
 
 install: $(STAMP)
 
@@ -24,9 +29,22 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+server: install
+	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# The work pool, Slack block, failure automation and every deployment in prefect.yaml.
+deploy: install
+	$(BIN)/python -m deployments
+
+worker: install
+	PREFECT_WORKER_QUERY_SECONDS=5 $(BIN)/prefect worker start --pool ledgerflow-process
+
+status: install
+	$(BIN)/ledgerflow status
+
 lint: install
-	$(BIN)/ruff check flows tests
-	$(BIN)/ruff format --check flows tests
+	$(BIN)/ruff check flows deployments tests
+	$(BIN)/ruff format --check flows deployments tests
 
 clean:
 	rm -rf output $(DEMO_WAREHOUSE) dbt_project/target dbt_project/logs

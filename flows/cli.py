@@ -2,10 +2,11 @@
 
     ledgerflow run [--input-dir DIR] [--output-dir DIR] [--warehouse FILE]
                    [--select LAYER ...] [--full-refresh]
+    ledgerflow status      the pipeline's run history on the Prefect server (PREFECT_API_URL)
 
 Exit codes (the data contract's): 0 published; 1 blocking checks failed, nothing
 published; 2 bad input or usage, nothing published; 3 published, but an export beyond
-the output folder failed.
+the output folder failed. `status` exits 0, or 2 when no server is configured or answers.
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rebuild incremental marts from scratch (history is kept)",
     )
+
+    commands.add_parser(
+        "status",
+        help="when the pipeline last succeeded, what it published, what failed last "
+        "(from the Prefect server PREFECT_API_URL names)",
+    )
     return parser
 
 
@@ -57,7 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run_pipeline(args)
+    if args.command == "status":
+        return show_status()
     return EXIT_USAGE
+
+
+def show_status() -> int:
+    from flows.run_status import NoServer, status_report
+
+    try:
+        print(status_report())
+    except NoServer as error:
+        print(f"ledgerflow status: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

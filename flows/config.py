@@ -13,6 +13,8 @@ from pathlib import Path
 # A fresh Prefect home migrates its database on the first ephemeral start, which takes
 # longer than Prefect's default 20 s wait on a small, busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# The server's telemetry call cannot leave this network and logs an error on every start.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -46,6 +48,26 @@ LAYERS: tuple[str, ...] = ("source", *DBT_LAYERS)
 # A quarantine rate above the first is a warning, above the second blocks publishing.
 QUARANTINE_WARN_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_WARN_RATE", "0.05"))
 QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE", "0.50"))
+
+# One run at a time per warehouse: a second run waits this long for the first, then gives up.
+WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(
+    os.environ.get("LEDGERFLOW_WAREHOUSE_LOCK_TIMEOUT_SECONDS", "3600")
+)
+
+# Slack: the webhook URL comes from the environment, else from the block `make deploy`
+# saves, else from a Secret block; none of them configured means no Slack messages.
+SLACK_WEBHOOK_URL_ENV = "SLACK_WEBHOOK_URL"
+SLACK_WEBHOOK_BLOCK = "ledgerflow-slack"
+SLACK_WEBHOOK_SECRET_BLOCK = "slack-webhook-url"
+SLACK_TIMEOUT_SECONDS = 10
+SLACK_RETRIES = 3  # after 1, 2 and 4 seconds
+SLACK_BACKOFF_SECONDS = float(os.environ.get("LEDGERFLOW_SLACK_BACKOFF_SECONDS", "1"))
+
+# What `make deploy` creates on the Prefect server.
+WORK_POOL = "ledgerflow-process"
+FAILURE_AUTOMATION = "ledgerflow-run-failed-to-slack"
+SCHEDULE_TIMEZONE_ENV = "LEDGERFLOW_SCHEDULE_TIMEZONE"
+DEFAULT_SCHEDULE_TIMEZONE = "UTC"
 
 
 @dataclass(frozen=True)

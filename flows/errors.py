@@ -47,3 +47,16 @@ class ExportFailed(LedgerflowError):
     """Published locally, but an export beyond the output folder failed."""
 
     exit_code = 3
+
+
+class WarehouseBusy(LedgerflowError):
+    """Another run held the warehouse for longer than this run would wait: nothing ran."""
+
+    exit_code = 2
+
+    def __init__(self, warehouse: str, holder: str, waited_seconds: float):
+        self.warehouse = warehouse
+        super().__init__(
+            f"warehouse {warehouse} is in use by {holder}; gave up after "
+            f"{waited_seconds:.0f} s (nothing was changed)"
+        )

@@ -10,9 +10,11 @@
       -> expectations               Great Expectations suites (expectations/*.json)
       -> audit                      every check's verdict, quarantine rates
       -> publish                    CSV + Parquet + quality_report.json, all or nothing
+      -> Slack                      the quality summary, whatever the outcome
 
 The flow orders the steps; each step is a task in its own module. A step that fails
-stops the steps after it, and the run's quality report names it.
+stops the steps after it, and both the run's quality report and its final state name it.
+Only one run at a time works on a warehouse: a second one waits for the first.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
-from flows import artifacts, dbt_layers, expectations, ingest, publish, warehouse_stats
+from flows import artifacts, dbt_layers, expectations, ingest, publish, slack, warehouse_stats
 from flows.checks import CheckResult
-from flows.config import DBT_LAYERS, FLOW_NAME, PipelineSettings
+from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
 from flows.errors import BlockingChecksFailed, LedgerflowError
 from flows.quality_report import QualityAudit
+from flows.warehouse_lock import exclusive_warehouse
 
 
 @task(name="ingest-delivery")
@@ -105,54 +109,68 @@ def account_summary_pipeline(
     warehouse: str | None = None,
     select: list[str] | None = None,
     full_refresh: bool = False,
-) -> dict:
+):
     """Run the account pipeline on one delivery and publish its outputs if every blocking check passes."""
     settings = PipelineSettings.from_params(input_dir, output_dir, warehouse, select, full_refresh)
     run_at = datetime.now(UTC)
     run_id = str(flow_run.get_id() or run_at.strftime("local-%Y%m%dT%H%M%S%f"))
     audit = QualityAudit(run_id, run_at)
-    project = dbt_layers.DbtProject(
-        settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh
-    )
 
     try:
-        if "source" in settings.select:
-            with audit.step("ingest"):
-                for loaded in ingest_delivery(settings):
-                    audit.record_rows(loaded.table, delivered=loaded.rows)
-            with audit.step("source_freshness"):
-                audit.add_checks(check_source_freshness(project))
-
-        for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
-            with audit.step(layer):
-                audit.add_checks(build_layer(project, layer).checks)
-            if layer == "staging":
-                for table, (rows_in, by_reason) in count_quarantine(settings).items():
-                    audit.record_quarantine(table, rows_in, by_reason)
-
-        with audit.step("expectations"):
-            audit.add_checks(validate_expectations(settings))
-
-        with audit.step("audit"):
-            for table, counts in count_rows(settings).items():
-                audit.record_rows(table, **counts)
-            audit.key_columns = profile_key_columns(settings)
-            if audit.blocking_failures:
-                names = ", ".join(check.name for check in audit.blocking_failures[:10])
-                raise BlockingChecksFailed("audit", names)
-
-        with audit.step("publish"):
-            published = publish_outputs(settings, run_id, audit.report())
-    except LedgerflowError:
+        with exclusive_warehouse(
+            settings.warehouse, run_id, WAREHOUSE_LOCK_TIMEOUT_SECONDS, get_run_logger()
+        ):
+            published = run_steps(settings, audit, run_at)
+    except LedgerflowError as error:
         report = audit.report()
         write_failed_report(settings, report)
         create_report_artifacts(report, published=False)
-        raise
+        slack.notify_quality_summary(report, False, flow_run.name, flow_run.ui_url)
+        stopped_at = audit.stopped_at or "start"
+        get_run_logger().error("stopped at %s: %s", stopped_at, error)
+        # The state's message names the step (the failure alert quotes it); callers of
+        # the flow still get the error itself, with its exit code.
+        return Failed(message=f"stopped at {stopped_at}: {error}", data=error)
 
     report = audit.report()
     create_report_artifacts(report, published=True)
     print(_summary(report, settings, published))
+    slack.notify_quality_summary(report, True, flow_run.name, flow_run.ui_url)
     return report
+
+
+def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime) -> list[Path]:
+    """The pipeline's steps in order; returns the published files."""
+    project = dbt_layers.DbtProject(
+        settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), settings.full_refresh
+    )
+    if "source" in settings.select:
+        with audit.step("ingest"):
+            for loaded in ingest_delivery(settings):
+                audit.record_rows(loaded.table, delivered=loaded.rows)
+        with audit.step("source_freshness"):
+            audit.add_checks(check_source_freshness(project))
+
+    for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
+        with audit.step(layer):
+            audit.add_checks(build_layer(project, layer).checks)
+        if layer == "staging":
+            for table, (rows_in, by_reason) in count_quarantine(settings).items():
+                audit.record_quarantine(table, rows_in, by_reason)
+
+    with audit.step("expectations"):
+        audit.add_checks(validate_expectations(settings))
+
+    with audit.step("audit"):
+        for table, counts in count_rows(settings).items():
+            audit.record_rows(table, **counts)
+        audit.key_columns = profile_key_columns(settings)
+        if audit.blocking_failures:
+            names = ", ".join(check.name for check in audit.blocking_failures[:10])
+            raise BlockingChecksFailed("audit", names)
+
+    with audit.step("publish"):
+        return publish_outputs(settings, audit.run_id, audit.report())
 
 
 def _summary(report: dict, settings: PipelineSettings, published: list[Path]) -> str:

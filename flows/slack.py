@@ -1,0 +1,126 @@
+"""The run's quality summary, posted to Slack after every run.
+
+Slack is a courtesy, not a step: when it is down the post is retried with exponential
+backoff and then given up with a warning; the run's outcome never depends on it. The
+webhook URL is a secret: it is read here, handed to the Slack client and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect import get_run_logger, task
+from prefect.tasks import exponential_backoff
+from pydantic import SecretStr
+
+from flows.config import (
+    FLOW_NAME,
+    SLACK_BACKOFF_SECONDS,
+    SLACK_RETRIES,
+    SLACK_TIMEOUT_SECONDS,
+    SLACK_WEBHOOK_BLOCK,
+    SLACK_WEBHOOK_SECRET_BLOCK,
+    SLACK_WEBHOOK_URL_ENV,
+)
+
+MAX_FAILURES_SHOWN = 5
+
+
+class SlackPostFailed(Exception):
+    """Slack answered with an error, or did not answer."""
+
+
+def webhook_url() -> SecretStr | None:
+    """The webhook URL: environment first (cheap), then the blocks `make deploy` saves."""
+    if os.environ.get(SLACK_WEBHOOK_URL_ENV):
+        return SecretStr(os.environ[SLACK_WEBHOOK_URL_ENV])
+    from prefect.blocks.system import Secret
+    from prefect_slack import SlackWebhook
+
+    for block_type, name in (
+        (SlackWebhook, SLACK_WEBHOOK_BLOCK),
+        (Secret, SLACK_WEBHOOK_SECRET_BLOCK),
+    ):
+        try:
+            block = block_type.load(name)
+        except (ValueError, RuntimeError):  # not saved on this server
+            continue
+        value = block.url if isinstance(block, SlackWebhook) else block.get()
+        return value if isinstance(value, SecretStr) else SecretStr(str(value))
+    return None
+
+
+def quality_summary(report: dict, published: bool, run_name: str, run_url: str | None) -> str:
+    """The report in a few lines: status, pass rate, failures, quarantine, published or not."""
+    summary = report["summary"]
+    rows = report["metrics"].get("rows", {})
+    outcome = "published" if published else "NOT published"
+    lines = [
+        f"*{FLOW_NAME}* run `{run_name}`: *{report['status']}*, outputs {outcome}",
+        (
+            f"Checks: {summary['passed']}/{summary['total_tests']} passed "
+            f"({summary['pass_rate']}%), {summary['failed']} failed, {summary['warned']} warned"
+        ),
+    ]
+    stopped = report["metrics"].get("stopped_at")
+    if stopped:
+        lines.append(f"Stopped at *{stopped['step']}*: {stopped['error']}")
+    for failure in report["failures"][:MAX_FAILURES_SHOWN]:
+        lines.append(
+            f"• {failure['severity']} {failure['test']} on {failure['model']}: {failure['message']}"
+        )
+    if len(report["failures"]) > MAX_FAILURES_SHOWN:
+        lines.append(f"• … and {len(report['failures']) - MAX_FAILURES_SHOWN} more")
+    for table, reasons in report["quarantine"].items():
+        detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+        lines.append(f"Quarantined {table}: {sum(reasons.values())} ({detail or 'none'})")
+    if published:
+        lines.append(
+            "Published: account_summary "
+            f"{rows.get('accounts', {}).get('account_summary', 0)} rows, customer_profile "
+            f"{rows.get('customers', {}).get('customer_profile', 0)} rows"
+        )
+    if run_url:
+        lines.append(run_url)
+    return "\n".join(lines)
+
+
+@task(
+    name="post-slack-summary",
+    retries=SLACK_RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=SLACK_BACKOFF_SECONDS),
+    retry_jitter_factor=0.2,
+)
+def post_to_slack(url: SecretStr, text: str) -> None:
+    from slack_sdk.webhook import WebhookClient
+
+    try:
+        response = WebhookClient(url=url.get_secret_value(), timeout=SLACK_TIMEOUT_SECONDS).send(
+            text=text
+        )
+    except OSError as error:  # refused, reset, timed out: the URL is not in these messages
+        raise SlackPostFailed(f"Slack did not answer: {type(error).__name__}") from None
+    if response.status_code >= 300:
+        raise SlackPostFailed(f"Slack answered HTTP {response.status_code}: {response.body[:200]}")
+
+
+def notify_quality_summary(
+    report: dict, published: bool, run_name: str, run_url: str | None
+) -> None:
+    """Post the summary if Slack is configured; a post that keeps failing is only a warning."""
+    logger = get_run_logger()
+    url = webhook_url()
+    if url is None:
+        logger.info(
+            "Slack not configured (%s or block %r): no summary posted",
+            SLACK_WEBHOOK_URL_ENV,
+            SLACK_WEBHOOK_BLOCK,
+        )
+        return
+    state = post_to_slack(
+        url, quality_summary(report, published, run_name, run_url), return_state=True
+    )
+    if state.is_failed():
+        logger.warning(
+            "Slack summary not posted after %d attempts: %s", SLACK_RETRIES + 1, state.message
+        )
