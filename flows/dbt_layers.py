@@ -189,13 +189,15 @@ def _freshness_check(result: Any) -> CheckResult:
     source = result.node.name
     age_hours = float(getattr(result, "age", 0) or 0) / 3600
     outcome = {"pass": "pass", "warn": "warn"}.get(status, "fail")
+    message = f"newest data in {source} is {age_hours:.1f} h old ({status})"
+    newest = getattr(result, "max_loaded_at", None)
+    if newest is None or newest.year < 1900:  # dbt reports an empty table as year 1
+        message = f"{source} holds no rows, so it has no load time ({status})"
     return CheckResult(
         name=f"source_freshness_{source}",
         model=f"source:{source}",
         kind="source_freshness",
         status=outcome,
         severity="warn" if outcome == "warn" else "error",
-        message=""
-        if outcome == "pass"
-        else f"newest data in {source} is {age_hours:.1f} h old ({status})",
+        message="" if outcome == "pass" else message,
     )

@@ -140,7 +140,11 @@ def account_summary_pipeline(
 
 
 def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime) -> list[Path]:
-    """The pipeline's steps in order; returns the published files."""
+    """The pipeline's steps in order; returns the published files.
+
+    A blocking check stops the run right after the step that found it: a stale or mostly
+    quarantined delivery must not reach the snapshots' history.
+    """
     project = dbt_layers.DbtProject(
         settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), settings.full_refresh
     )
@@ -150,13 +154,15 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime)
                 audit.record_rows(loaded.table, delivered=loaded.rows)
         with audit.step("source_freshness"):
             audit.add_checks(check_source_freshness(project))
+            stop_if_blocked(audit, "source_freshness")
 
     for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
         with audit.step(layer):
             audit.add_checks(build_layer(project, layer).checks)
-        if layer == "staging":
-            for table, (rows_in, by_reason) in count_quarantine(settings).items():
-                audit.record_quarantine(table, rows_in, by_reason)
+            if layer == "staging":
+                for table, (rows_in, by_reason) in count_quarantine(settings).items():
+                    audit.record_quarantine(table, rows_in, by_reason)
+            stop_if_blocked(audit, layer)
 
     with audit.step("expectations"):
         audit.add_checks(validate_expectations(settings))
@@ -165,12 +171,16 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime)
         for table, counts in count_rows(settings).items():
             audit.record_rows(table, **counts)
         audit.key_columns = profile_key_columns(settings)
-        if audit.blocking_failures:
-            names = ", ".join(check.name for check in audit.blocking_failures[:10])
-            raise BlockingChecksFailed("audit", names)
+        stop_if_blocked(audit, "audit")
 
     with audit.step("publish"):
         return publish_outputs(settings, audit.run_id, audit.report())
+
+
+def stop_if_blocked(audit: QualityAudit, step: str) -> None:
+    if audit.blocking_failures:
+        names = ", ".join(check.name for check in audit.blocking_failures[:10])
+        raise BlockingChecksFailed(step, names)
 
 
 def _summary(report: dict, settings: PipelineSettings, published: list[Path]) -> str:

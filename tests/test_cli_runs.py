@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import duckdb
 import pytest
 from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample
 from contract_oracle import expected_outputs
@@ -117,13 +118,15 @@ def test_header_only_delivery_blocks_publishing_then_next_good_delivery_publishe
     before = fingerprint(published["output"])
 
     assert run_cli(delivery, published) == 1
-    assert "dbt layer 'staging' failed" in capsys.readouterr().err
+    # No rows means no load time: freshness fails and stops the run before any dbt layer.
+    err = capsys.readouterr().err
+    assert "blocking checks failed at source_freshness: source_freshness_accounts" in err
     assert fingerprint(published["output"]) == before
     failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
-    assert any(
-        f["test"].startswith("source_not_empty") and f["severity"] == "error"
-        for f in failed["failures"]
-    )
+    assert failed["metrics"]["stopped_at"]["step"] == "source_freshness"
+    assert [(f["test"], f["message"]) for f in failed["failures"] if f["severity"] == "error"] == [
+        ("source_freshness_accounts", "accounts holds no rows, so it has no load time (error)")
+    ]
 
     # The next good delivery (one balance changed) goes through and replaces every file.
     fixed = copy_sample(tmp_path / "fixed")
@@ -170,8 +173,9 @@ def test_report_is_published_as_artifacts_with_metrics(published):
     assert report["metrics"]["key_columns"]["raw.customers.customerid"]["duplicates"] >= 1
 
 
-def test_a_blocking_check_at_audit_publishes_nothing(published, tmp_path, capsys):
-    """More than half of accounts.csv quarantined: every layer builds, the audit blocks."""
+def test_a_mostly_quarantined_delivery_stops_after_staging(published, tmp_path, capsys):
+    """More than half of accounts.csv quarantined: the run stops after staging, before the
+    snapshots record the broken delivery as history."""
     delivery = copy_sample(tmp_path / "mostly-broken")
     lines = (delivery / "accounts.csv").read_text(encoding="utf-8").splitlines(keepends=True)
     # Two records in three get an invalid type; enough savings accounts remain for the marts.
@@ -181,11 +185,17 @@ def test_a_blocking_check_at_audit_publishes_nothing(published, tmp_path, capsys
     ]
     (delivery / "accounts.csv").write_text(lines[0] + "".join(broken), encoding="utf-8")
     before = fingerprint(published["output"])
+    current_versions = "select count(*) from snapshots.accounts_snapshot where valid_to is null"
+    with duckdb.connect(str(published["warehouse"])) as con:
+        current_before = con.execute(current_versions).fetchone()[0]
 
     assert run_cli(delivery, published) == 1
 
-    assert "blocking checks failed at audit: quarantine_rate_accounts" in capsys.readouterr().err
+    assert "blocking checks failed at staging: quarantine_rate_accounts" in capsys.readouterr().err
     assert fingerprint(published["output"]) == before
+    # Had the snapshots run, every newly quarantined account would have been closed.
+    with duckdb.connect(str(published["warehouse"])) as con:
+        assert con.execute(current_versions).fetchone()[0] == current_before
     failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
     assert failed["status"] == "failed"
     rate = next(f for f in failed["failures"] if f["test"] == "quarantine_rate_accounts")
