@@ -30,7 +30,8 @@ test: install
 	$(BIN)/python -m pytest
 
 server: install
-	PREFECT_HOME=$(CURDIR)/.prefect $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_UI_URL=http://127.0.0.1:$(PREFECT_PORT) \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 # The work pool, Slack block, failure automation and every deployment in prefect.yaml.
 deploy: install

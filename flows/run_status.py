@@ -12,7 +12,8 @@ from datetime import datetime
 from flows.artifacts import METRICS_KEY, SUMMARY_KEY
 from flows.config import FLOW_NAME
 
-FAILED_STATE_TYPES = ("FAILED", "CRASHED", "CANCELLED")
+# A run cancelled because another was already running is not a failure.
+FAILED_STATE_TYPES = ("FAILED", "CRASHED")
 PUBLISHED_TABLES = (("accounts", "account_summary"), ("customers", "customer_profile"))
 
 

@@ -4,9 +4,11 @@ it was sent, so tests can read the messages the real Slack client posted."""
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 
 class SlackReceiver:
@@ -18,7 +20,7 @@ class SlackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.attempts.append(time.monotonic())
                 if len(receiver.attempts) <= receiver._fail_first:
@@ -35,10 +37,10 @@ class SlackReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/services/T000/B000/XXXX"
+        self.url = f"http://127.0.0.1:{self._server.server_port}/services/{secrets.token_hex(12)}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> SlackReceiver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
