@@ -1,0 +1,80 @@
+"""The quality summary reaches Slack through the real client; Slack being down is retried
+with exponential backoff and then only a warning: the run's outcome never depends on it."""
+
+from __future__ import annotations
+
+import pytest
+from prefect import flow
+from slack_receiver import SlackReceiver
+
+from flows import slack
+from flows.config import SLACK_RETRIES
+
+REPORT = {
+    "timestamp": "2026-11-24T02:00:00Z",
+    "run_id": "r-1",
+    "status": "failed",
+    "summary": {"total_tests": 12, "passed": 5, "failed": 7, "warned": 0, "pass_rate": 41.7},
+    "failures": [
+        {"test": f"check_{n}", "model": "account_summary", "severity": "error", "message": f"m{n}"}
+        for n in range(7)
+    ],
+    "quarantine": {"customers": {"missing_customer_name": 3}, "accounts": {}},
+    "metrics": {"rows": {}, "stopped_at": {"step": "audit", "error": "blocking checks failed"}},
+}
+
+
+@flow
+def _notify(published: bool) -> str:
+    slack.notify_quality_summary(REPORT, published, "brave-otter", "http://ui/runs/flow-run/1")
+    return "done"
+
+
+def test_summary_names_status_failures_quarantine_and_publication():
+    text = slack.quality_summary(REPORT, False, "brave-otter", "http://ui/runs/flow-run/1")
+    assert (
+        text.splitlines()[0]
+        == "*account-summary-pipeline* run `brave-otter`: *failed*, outputs NOT published"
+    )
+    assert "Checks: 5/12 passed (41.7%), 7 failed, 0 warned" in text
+    assert "Stopped at *audit*: blocking checks failed" in text
+    assert "• error check_4 on account_summary: m4" in text
+    assert "check_5" not in text and "• … and 2 more" in text
+    assert "Quarantined customers: 3 (missing_customer_name 3)" in text
+    assert "Quarantined accounts: 0 (none)" in text
+    assert text.endswith("http://ui/runs/flow-run/1")
+
+
+def test_slack_down_is_retried_with_backoff_then_delivered(prefect_harness, monkeypatch):
+    with SlackReceiver(fail_first=2) as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        assert _notify(True) == "done"
+    assert len(receiver.attempts) == 3
+    gaps = [later - earlier for earlier, later in zip(receiver.attempts, receiver.attempts[1:])]
+    assert gaps[0] >= 1.0 and gaps[1] >= 2.0  # exponential: 1 s, then 2 s (plus jitter)
+    assert receiver.texts()[0].startswith("*account-summary-pipeline* run `brave-otter`")
+
+
+def test_slack_that_stays_down_is_a_warning_not_a_failure(prefect_harness, monkeypatch, caplog):
+    with SlackReceiver(fail_first=99) as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        state = _notify(True, return_state=True)
+    assert state.is_completed()
+    assert len(receiver.attempts) == SLACK_RETRIES + 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Slack summary not posted after 4 attempts" in w for w in warnings)
+    assert not any(receiver.url in r.getMessage() for r in caplog.records)
+
+
+def test_an_unreachable_slack_fails_the_post_without_naming_the_url():
+    with SlackReceiver() as receiver:
+        url = receiver.url  # the port closes when the receiver stops
+    with pytest.raises(slack.SlackPostFailed) as raised:
+        slack.post_to_slack.fn(slack.SecretStr(url), "hello")
+    assert url not in str(raised.value) and "did not answer" in str(raised.value)
+
+
+def test_no_webhook_configured_posts_nothing(prefect_harness, monkeypatch, caplog):
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    assert _notify(False) == "done"
+    assert any("Slack not configured" in r.getMessage() for r in caplog.records)
