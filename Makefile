@@ -10,7 +10,7 @@ PREFECT_PORT ?= 4200
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install run test lint clean server deploy worker status
+.PHONY: install run test lint clean server deploy worker status bench
 
 install: $(STAMP)
 
@@ -43,9 +43,15 @@ worker: install
 status: install
 	$(BIN)/ledgerflow status
 
+# A benchmark, not a test: floors, full / unchanged / 1%-changed runs, budgets, memory.
+# `make bench ACCOUNTS=10000000` for 10M accounts; `make bench BENCH_ARGS=--sample`.
+ACCOUNTS ?= 1000000
+bench: install
+	$(BIN)/python tests/benchmarks/run_bench.py --accounts $(ACCOUNTS) $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check flows deployments tests
 	$(BIN)/ruff format --check flows deployments tests
 
 clean:
-	rm -rf output $(DEMO_WAREHOUSE) dbt_project/target dbt_project/logs
+	rm -rf output $(DEMO_WAREHOUSE) dbt_project/target dbt_project/logs .bench
