@@ -29,6 +29,18 @@ async def ensure_server_objects() -> list[str]:
     return done
 
 
+def ensure_databricks_block() -> str:
+    """Databricks host and token as a block, so workers need only DATABRICKS_HTTP_PATH."""
+    from flows.databricks_export import save_credentials_block_from_env
+
+    if save_credentials_block_from_env():
+        return "Databricks credentials block: saved from DATABRICKS_HOST and DATABRICKS_TOKEN"
+    return (
+        "Databricks credentials block: not configured (DATABRICKS_HOST / DATABRICKS_TOKEN "
+        "unset); exports are skipped unless the worker's environment has them"
+    )
+
+
 def deploy_all() -> None:
     """prefect.yaml's deployments; `prefect deploy` updates a deployment in place."""
     env = dict(os.environ)
@@ -51,6 +63,7 @@ def main() -> int:
     print(f"deploying to {api_url}")
     for line in asyncio.run(ensure_server_objects()):
         print(f"  {line}")
+    print(f"  {ensure_databricks_block()}")
     deploy_all()
     return 0
 

@@ -103,3 +103,36 @@ class PipelineSettings:
             select=tuple(layer for layer in LAYERS if layer in chosen),
             full_refresh=full_refresh,
         )
+
+
+# --- Databricks export (flows/databricks_export.py) -------------------------------------
+# Read when an export starts, not at import, so a deployment's environment is the one used.
+# The connection comes from the same variables dbt's `databricks` target reads
+# (dbt_project/profiles.yml), or from a DatabricksCredentials block (host and token; the
+# warehouse is always DATABRICKS_HTTP_PATH, /sql/1.0/warehouses/<id>).
+DATABRICKS_HOST_VAR = "DATABRICKS_HOST"
+DATABRICKS_TOKEN_VAR = "DATABRICKS_TOKEN"
+DATABRICKS_HTTP_PATH_VAR = "DATABRICKS_HTTP_PATH"
+DATABRICKS_BLOCK_VAR = "LEDGERFLOW_DATABRICKS_BLOCK"
+DATABRICKS_BLOCK_DEFAULT = "ledgerflow-databricks"
+# Tables land in <catalog>.<schema>.<table>; the Parquet files go through a volume of that
+# schema, which must exist (CREATE VOLUME once, when the schema is set up).
+DATABRICKS_CATALOG_VAR = "LEDGERFLOW_DATABRICKS_CATALOG"
+DATABRICKS_CATALOG_DEFAULT = "main"
+DATABRICKS_SCHEMA_VAR = "LEDGERFLOW_DATABRICKS_SCHEMA"
+DATABRICKS_SCHEMA_DEFAULT = "ledgerflow"
+DATABRICKS_VOLUME_VAR = "LEDGERFLOW_DATABRICKS_VOLUME"
+DATABRICKS_VOLUME_DEFAULT = "exports"
+# The published Parquet files exported, each to the table of the same name.
+DATABRICKS_EXPORT_TABLES: tuple[str, ...] = ("account_summary", "customer_profile")
+# Transient failures are retried 3 times after 1, 2, 4 s (x backoff), with jitter so that
+# many runs failing together do not retry in lockstep.
+DATABRICKS_RETRIES = 3
+DATABRICKS_BACKOFF_SECONDS = 1.0
+DATABRICKS_RETRY_JITTER_FACTOR = 0.5
+# One HTTP request; how long the statement API holds a request open (0 or 5..50 s); the
+# bound on a statement's whole run, polls included, before it is cancelled; the poll pace.
+DATABRICKS_REQUEST_TIMEOUT_SECONDS = 60.0
+DATABRICKS_STATEMENT_WAIT_SECONDS = 30
+DATABRICKS_STATEMENT_TIMEOUT_SECONDS = 600.0
+DATABRICKS_POLL_SECONDS = 2.0

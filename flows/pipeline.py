@@ -10,6 +10,7 @@
       -> expectations               Great Expectations suites (expectations/*.json)
       -> audit                      every check's verdict, quarantine rates
       -> publish                    CSV + Parquet + quality_report.json, all or nothing
+      -> export                     the published tables into Databricks (if configured)
       -> Slack                      the quality summary, whatever the outcome
 
 The flow orders the steps; each step is a task in its own module. A step that fails
@@ -26,10 +27,19 @@ from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows import artifacts, dbt_layers, expectations, ingest, publish, slack, warehouse_stats
+from flows import (
+    artifacts,
+    databricks_export,
+    dbt_layers,
+    expectations,
+    ingest,
+    publish,
+    slack,
+    warehouse_stats,
+)
 from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
-from flows.errors import BlockingChecksFailed, LedgerflowError
+from flows.errors import BlockingChecksFailed, ExportFailed, LedgerflowError
 from flows.quality_report import QualityAudit
 from flows.warehouse_lock import exclusive_warehouse
 
@@ -132,11 +142,30 @@ def account_summary_pipeline(
         # the flow still get the error itself, with its exit code.
         return Failed(message=f"stopped at {stopped_at}: {error}", data=error)
 
+    # Exports beyond the output folder come after the local publish, which they never undo.
+    with audit.step("export"):
+        outcomes = databricks_export.export_to_databricks(settings.output_dir, run_id)
+        audit.exports = {outcome.table: export_summary(outcome) for outcome in outcomes}
     report = audit.report()
+    publish.amend_published_report(settings.output_dir, report)
     create_report_artifacts(report, published=True)
     print(_summary(report, settings, published))
     slack.notify_quality_summary(report, True, flow_run.name, flow_run.ui_url)
+    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+    if failed:
+        error = ExportFailed("; ".join(outcome.message for outcome in failed))
+        get_run_logger().error("published locally, but an export failed: %s", error)
+        return Failed(message=f"stopped at export (outputs published): {error}", data=error)
     return report
+
+
+def export_summary(outcome: databricks_export.ExportOutcome) -> dict:
+    return {
+        "status": outcome.status,
+        "target": outcome.target,
+        "rows": outcome.rows,
+        "message": outcome.message,
+    }
 
 
 def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime) -> list[Path]:

@@ -158,6 +158,17 @@ def recover_interrupted_publish(output_dir: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def amend_published_report(output_dir: Path, report: dict) -> Path:
+    """Replace the published report with a later version of the same run's (one that knows
+    how the exports beyond the output folder went), in one rename."""
+    path = output_dir / REPORT_NAME
+    tmp = output_dir / f".{REPORT_NAME}.tmp"
+    _write_json(tmp, report)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 def write_failed_report(output_dir: Path, report: dict) -> Path:
     """A failed run's report goes beside the outputs, never over the published one."""
     failed_dir = output_dir / FAILED_DIR_NAME

@@ -27,6 +27,7 @@ class QualityAudit:
         self.key_columns: dict[str, dict[str, int]] = {}
         self.stopped_at: str | None = None
         self.error: str | None = None
+        self.exports: dict[str, dict] = {}
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
@@ -102,6 +103,8 @@ class QualityAudit:
         }
         if self.stopped_at is not None:
             metrics["stopped_at"] = {"step": self.stopped_at, "error": self.error}
+        if self.exports:
+            metrics["exports"] = self.exports
         return {
             "timestamp": self.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "run_id": self.run_id,

@@ -80,6 +80,8 @@ def quality_summary(report: dict, published: bool, run_name: str, run_url: str |
             f"{rows.get('accounts', {}).get('account_summary', 0)} rows, customer_profile "
             f"{rows.get('customers', {}).get('customer_profile', 0)} rows"
         )
+    for table, export in report["metrics"].get("exports", {}).items():
+        lines.append(f"Databricks {table}: {export['status']} {export['message']}".rstrip())
     if run_url:
         lines.append(run_url)
     return "\n".join(lines)

@@ -65,6 +65,13 @@ def test_sample_run_publishes_everything(published):
     }
     # No half-written leftovers of the publish.
     assert not [p for p in published["output"].iterdir() if p.name.startswith(".")]
+    # Databricks is not configured here: the export is skipped, and the report says so.
+    exports = report["metrics"]["exports"]
+    assert {table: export["status"] for table, export in exports.items()} == {
+        "account_summary": "skipped",
+        "customer_profile": "skipped",
+    }
+    assert "DATABRICKS_HOST" in exports["account_summary"]["message"]
 
 
 BROKEN = {
@@ -200,3 +207,37 @@ def test_a_mostly_quarantined_delivery_stops_after_staging(published, tmp_path, 
     assert failed["status"] == "failed"
     rate = next(f for f in failed["failures"] if f["test"] == "quarantine_rate_accounts")
     assert rate["severity"] == "error"
+
+
+def test_a_failed_export_keeps_the_local_publish_and_exits_3(published, tmp_path, monkeypatch):
+    """account_summary's load is refused (HTTP 400, not retried); customer_profile still
+    loads; the new outputs stay published; the run exits 3 and its report says why."""
+    from fake_databricks import FakeDatabricks
+
+    delivery = copy_sample(tmp_path / "next")
+    accounts = (
+        (delivery / "accounts.csv").read_text(encoding="utf-8").replace("5000.00", "5200.00", 1)
+    )
+    (delivery / "accounts.csv").write_text(accounts, encoding="utf-8")
+    before = fingerprint(published["output"])
+    with FakeDatabricks(token="dapi-cli-test-token") as fake:
+        monkeypatch.setenv("DATABRICKS_HOST", fake.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-cli-test-token")
+        monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/1.0/warehouses/abc123")
+        fake.fail("PUT", 400)  # the first upload: account_summary's
+
+        assert run_cli(delivery, published) == 3
+
+    after = fingerprint(published["output"])
+    assert after["account_summary.csv"] != before["account_summary.csv"]  # published anyway
+    report = json.loads((published["output"] / "quality_report.json").read_text())
+    exports = report["metrics"]["exports"]
+    assert exports["account_summary"]["status"] == "failed"
+    assert exports["customer_profile"] == {
+        "status": "loaded",
+        "target": "main.ledgerflow.customer_profile",
+        "rows": 21,
+        "message": exports["customer_profile"]["message"],
+    }
+    assert list(fake.tables) == ["`main`.`ledgerflow`.`customer_profile`"]
+    assert "dapi-cli-test-token" not in json.dumps(report)

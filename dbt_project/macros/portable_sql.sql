@@ -28,10 +28,29 @@
     passing it as a --vars value instead would force dbt to re-parse the whole project on
     every run. -#}
 {% macro run_timestamp() -%}
+    {{ return(adapter.dispatch('run_timestamp', 'ledgerflow')()) }}
+{%- endmacro %}
+
+{% macro default__run_timestamp() -%}
     (select max(run_at) from raw._run_context)
+{%- endmacro %}
+
+{#- No flow writes a run-context table on Databricks: whoever runs dbt there passes the
+    run's instant as --vars '{run_at: "2026-01-31 02:30:00"}' (UTC). Without it, each
+    statement's own current_timestamp(), which is one instant per model, not per run. -#}
+{% macro databricks__run_timestamp() -%}
+    {%- if var('run_at', none) is not none -%}
+        cast('{{ var("run_at") }}' as timestamp)
+    {%- else -%}
+        current_timestamp()
+    {%- endif -%}
 {%- endmacro %}
 
 {#- Snapshots use the run's timestamp too, so a version's valid_from is the run that saw it. -#}
 {% macro duckdb__snapshot_get_time() -%}
+    {{ run_timestamp() }}
+{%- endmacro %}
+
+{% macro databricks__snapshot_get_time() -%}
     {{ run_timestamp() }}
 {%- endmacro %}

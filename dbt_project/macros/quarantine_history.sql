@@ -44,7 +44,7 @@ identified as (
             _source_file || chr(31) || content_hash || chr(31)
             || cast(row_number() over (
                 partition by _source_file, content_hash order by _source_line
-            ) as varchar)
+            ) as {{ dbt.type_string() }})
         ) as quarantine_record_id,
         *
 

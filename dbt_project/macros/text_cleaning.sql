@@ -9,9 +9,24 @@
 {% macro unicode_whitespace_regex_class() -%}
     {%- set parts = [] -%}
     {%- for cp in unicode_whitespace_code_points() -%}
-        {%- do parts.append('\\x{' ~ '%04x' % cp ~ '}') -%}
+        {%- do parts.append(regex_backslash() ~ 'x{' ~ '%04x' % cp ~ '}') -%}
     {%- endfor -%}
     [{{ parts | join('') }}]
+{%- endmacro %}
+
+{#- A regex escape's backslash as written inside a SQL string literal. DuckDB keeps
+    backslashes in literals; Databricks unescapes them ('\x' would reach the regex as 'x'),
+    so there it is doubled. -#}
+{% macro regex_backslash() -%}
+    {{ return(adapter.dispatch('regex_backslash', 'ledgerflow')()) }}
+{%- endmacro %}
+
+{% macro default__regex_backslash() -%}
+    {{ return('\\') }}
+{%- endmacro %}
+
+{% macro databricks__regex_backslash() -%}
+    {{ return('\\\\') }}
 {%- endmacro %}
 
 {#- Trimmed text, with NULL turned into '' so "missing" is one comparison. -#}
@@ -31,8 +46,14 @@
     coalesce(trim({{ column }}, {{ chars | join(' || ') }}), '')
 {%- endmacro %}
 
-{#- Inner runs of Unicode whitespace become one space; the caller has trimmed the ends. -#}
+{#- Inner runs of Unicode whitespace become one space; the caller has trimmed the ends.
+    DuckDB replaces only the first match unless told 'g'; Spark's regexp_replace always
+    replaces every match, and its fourth argument is a position, not options. -#}
 {% macro collapse_whitespace(column) -%}
+    {{ return(adapter.dispatch('collapse_whitespace', 'ledgerflow')(column)) }}
+{%- endmacro %}
+
+{% macro default__collapse_whitespace(column) -%}
     regexp_replace({{ column }}, '{{ unicode_whitespace_regex_class() }}+', ' ', 'g')
 {%- endmacro %}
 

@@ -1,0 +1,475 @@
+"""The Databricks export against a workspace on loopback (tests/fake_databricks.py).
+
+The published Parquet files come from flows/publish.py's own export code, run on a small
+warehouse holding marts tables of the contract's types. Each export runs inside a Prefect
+flow on the session's test server, so each table is a real task run with real retries; the
+delays are read both from the task runs' AwaitingRetry states (exact) and from when the
+fake saw each attempt (measured, with a tolerance for Prefect's own round trips).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from fake_databricks import FakeDatabricks, RecordedRequest
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.sorting import LogSort
+from prefect.logging.handlers import APILogWorker
+
+from flows import databricks_export, publish
+from flows.databricks_api import TransientExportError
+from flows.databricks_export import (
+    ARTIFACT_KEY,
+    ExportOutcome,
+    RetryPolicy,
+    Timeouts,
+    export_table,
+    export_to_databricks,
+    load_statement,
+    resolve_settings,
+    retry_on_transient,
+    save_credentials_block_from_env,
+)
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+TOKEN = "dapi-test-0123456789abcdef-secret"
+WAREHOUSE_ID = "abc123def456"
+RUN_ID = "7f0c6a52-run"
+TABLES = ("account_summary", "customer_profile")
+FAST = RetryPolicy(backoff_factor=0.05, jitter_factor=None)
+QUICK = Timeouts(request_seconds=5, statement_wait_seconds=0, poll_seconds=0.01)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    """The output folder of a small run: flows/publish.py writes every file from marts and
+    quarantine tables created with the contract's types."""
+    root = tmp_path_factory.mktemp("published")
+    warehouse = root / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute("create schema marts")
+        con.execute("create schema staging")
+        con.execute("""
+            create table marts.account_summary as select * from (values
+                ('A-1', 1::bigint, 14.50::decimal(18,2), 0.0100::decimal(6,4),
+                 0.15::decimal(18,2), 14.65::decimal(18,2), timestamp '2026-01-31 02:30:00'),
+                ('A-2', 2, 1000000000000000.00, 0.0250, 25000000000000.00,
+                 1025000000000000.00, timestamp '2026-01-31 02:30:00'),
+                ('=B', 2, 0.00, 0.0100, 0.00, 0.00, timestamp '2026-01-30 02:30:00')
+            ) as t(account_id, customer_id, original_balance_amount, interest_rate_pct,
+                   annual_interest_amount, new_balance_amount, calculated_at)
+        """)
+        con.execute("""
+            create table marts.customer_profile as select * from (values
+                (1::bigint, 'Ann Lee', false, 1::bigint, 0::bigint,
+                 14.50::decimal(18,2), 0.15::decimal(18,2)),
+                (2, 'Bob', true, 2, 1, 1000000000000000.00, 25000000000000.00)
+            ) as t(customer_id, customer_name, has_loan, savings_account_count,
+                   checking_account_count, total_savings_balance_amount,
+                   total_annual_interest_amount)
+        """)
+        for table, raw in (
+            ("quarantine_customers", ("raw_customer_id", "raw_name", "raw_has_loan")),
+            (
+                "quarantine_accounts",
+                ("raw_account_id", "raw_customer_id", "raw_balance", "raw_account_type"),
+            ),
+        ):
+            columns = ", ".join(f"{column} varchar" for column in raw)
+            con.execute(
+                f"""create table staging.{table} ({columns}, quarantine_reason varchar,
+                    _source_file varchar, _source_line bigint,
+                    first_quarantined_at timestamp, resolved_at timestamp)"""
+            )
+    output = root / "output"
+    output.mkdir()
+    publish.write_exports(warehouse, output)
+    return output
+
+
+@pytest.fixture
+def fake(monkeypatch) -> FakeDatabricks:
+    with FakeDatabricks(token=TOKEN) as server:
+        monkeypatch.setenv("DATABRICKS_HOST", server.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+        monkeypatch.setenv("DATABRICKS_HTTP_PATH", f"/sql/1.0/warehouses/{WAREHOUSE_ID}")
+        # A block name of this test's own: no other test's block can stand in for the env.
+        monkeypatch.setenv("LEDGERFLOW_DATABRICKS_BLOCK", f"test-{uuid.uuid4().hex[:12]}")
+        for name in (
+            "LEDGERFLOW_DATABRICKS_CATALOG",
+            "LEDGERFLOW_DATABRICKS_SCHEMA",
+            "LEDGERFLOW_DATABRICKS_VOLUME",
+        ):
+            monkeypatch.delenv(name, raising=False)
+        yield server
+
+
+@flow(name="databricks-export-test")
+def export_flow(
+    output_dir: str, run_id: str, retry: RetryPolicy, timeouts: Timeouts
+) -> list[ExportOutcome]:
+    return export_to_databricks(Path(output_dir), run_id, retry=retry, timeouts=timeouts)
+
+
+def run_export(
+    output: Path, retry: RetryPolicy = FAST, timeouts: Timeouts = QUICK, run_id: str = RUN_ID
+) -> tuple[list[ExportOutcome], uuid.UUID]:
+    state = export_flow(str(output), run_id, retry, timeouts, return_state=True)
+    return state.result(), state.state_details.flow_run_id
+
+
+def task_runs(flow_run_id: uuid.UUID) -> dict[str, object]:
+    """The flow run's export task runs by table, with their state histories."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=50
+        )
+        return {
+            run.name.removeprefix("export-databricks-"): (
+                run,
+                client.read_task_run_states(run.id),
+            )
+            for run in runs
+        }
+
+
+def retry_delays(flow_run_id: uuid.UUID, table: str) -> list[float]:
+    """The delays Prefect scheduled before each retry of the table's task run."""
+    _, states = task_runs(flow_run_id)[table]
+    return [
+        (s.state_details.scheduled_time - s.timestamp).total_seconds()
+        for s in states
+        if s.name == "AwaitingRetry"
+    ]
+
+
+def gaps(requests: list[RecordedRequest]) -> list[float]:
+    return [later.at - earlier.at for earlier, later in itertools.pairwise(requests)]
+
+
+def parquet_rows(data: bytes | Path) -> list[dict]:
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    return pq.read_table(source).to_pylist()
+
+
+def volume_path(table: str, run_id: str = RUN_ID) -> str:
+    return f"/Volumes/main/ledgerflow/exports/ledgerflow/{run_id}/{table}.parquet"
+
+
+def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake) -> None:
+    outcomes, _ = run_export(published)
+
+    assert [(o.table, o.target, o.status, o.rows) for o in outcomes] == [
+        ("account_summary", "main.ledgerflow.account_summary", "loaded", 3),
+        ("customer_profile", "main.ledgerflow.customer_profile", "loaded", 2),
+    ]
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("PUT", "/api/2.0/fs/files" + volume_path("account_summary")),
+        ("POST", "/api/2.0/sql/statements"),
+        ("PUT", "/api/2.0/fs/files" + volume_path("customer_profile")),
+        ("POST", "/api/2.0/sql/statements"),
+    ]
+    for request in fake.requests:
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+    for table, upload, statement in zip(
+        TABLES, fake.requests[0::2], fake.requests[1::2], strict=True
+    ):
+        assert upload.query == {"overwrite": ["true"]}
+        assert upload.headers["content-type"] == "application/octet-stream"
+        assert parquet_rows(upload.body) == parquet_rows(published / f"{table}.parquet")
+        body = statement.json()
+        assert body["warehouse_id"] == WAREHOUSE_ID
+        assert body["statement"] == load_statement(table, volume_path(table))
+        assert body["parameters"] == [
+            {"name": "target_table", "value": f"`main`.`ledgerflow`.`{table}`", "type": "STRING"}
+        ]
+        assert body["wait_timeout"] == "0s"
+        assert body["on_wait_timeout"] == "CONTINUE"
+        assert fake.tables[f"`main`.`ledgerflow`.`{table}`"].to_pylist() == parquet_rows(
+            published / f"{table}.parquet"
+        )
+
+
+def test_the_statement_keeps_the_contract_types() -> None:
+    statement = load_statement("account_summary", volume_path("account_summary"))
+    assert statement == (
+        "CREATE OR REPLACE TABLE IDENTIFIER(:target_table) AS\n"
+        "SELECT\n"
+        "    cast(`account_id` as STRING) as `account_id`,\n"
+        "    cast(`customer_id` as BIGINT) as `customer_id`,\n"
+        "    cast(`original_balance_amount` as DECIMAL(18,2)) as `original_balance_amount`,\n"
+        "    cast(`interest_rate_pct` as DECIMAL(6,4)) as `interest_rate_pct`,\n"
+        "    cast(`annual_interest_amount` as DECIMAL(18,2)) as `annual_interest_amount`,\n"
+        "    cast(`new_balance_amount` as DECIMAL(18,2)) as `new_balance_amount`,\n"
+        "    cast(`calculated_at` as TIMESTAMP) as `calculated_at`\n"
+        f"FROM read_files('{volume_path('account_summary')}', format => 'parquet')"
+    )
+    profile = load_statement("customer_profile", volume_path("customer_profile"))
+    assert "cast(`has_loan` as BOOLEAN)" in profile
+    assert "cast(`total_annual_interest_amount` as DECIMAL(18,2))" in profile
+
+
+def test_loading_the_same_data_again_leaves_the_same_tables(published, fake) -> None:
+    run_export(published)
+    first = {name: table.to_pylist() for name, table in fake.tables.items()}
+    run_export(published)  # a retry of the whole run: same volume paths, overwritten
+    run_export(published, run_id="a-later-run")  # the next run, same data
+    assert {name: table.to_pylist() for name, table in fake.tables.items()} == first
+    assert len(fake.requests_to("POST", "/api/2.0/sql/statements")) == 6
+    statements = {r.json()["statement"].split(" AS\n")[0] for r in fake.requests_to("POST")}
+    assert statements == {"CREATE OR REPLACE TABLE IDENTIFIER(:target_table)"}
+
+
+def test_503s_are_retried_after_1_2_4_seconds(published, fake) -> None:
+    """The real backoff factor, without jitter: three 503s, then the upload goes through."""
+    fake.fail("PUT", 503, times=3)
+    outcomes, flow_run_id = run_export(published, retry=RetryPolicy(jitter_factor=None))
+
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([1.0, 2.0, 4.0], abs=0.005)
+    assert retry_delays(flow_run_id, "customer_profile") == []
+    uploads = fake.requests_to("PUT", "/api/2.0/fs/files" + volume_path("account_summary"))
+    assert len(uploads) == 4
+    for measured, delay in zip(gaps(uploads), (1, 2, 4), strict=True):
+        assert delay - 0.05 <= measured <= delay + 1.0, gaps(uploads)
+
+
+def test_rate_limits_and_server_errors_are_retried(published, fake) -> None:
+    for status in (429, 500, 502):
+        fake.fail("POST", status)
+    outcomes, flow_run_id = run_export(published)
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
+        [0.05, 0.1, 0.2], abs=0.005
+    )
+    assert len(fake.requests_to("POST", "/api/2.0/sql/statements")) == 5
+
+
+def test_timeouts_are_retried_with_growing_delays(published, fake) -> None:
+    """The fake answers the statement later than the client waits, twice."""
+    fake.delay("POST", seconds=1.0, times=2)
+    retry = RetryPolicy(backoff_factor=0.2, jitter_factor=None)
+    timeouts = Timeouts(request_seconds=0.3, statement_wait_seconds=0, poll_seconds=0.01)
+    outcomes, flow_run_id = run_export(published, retry=retry, timeouts=timeouts)
+
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.2, 0.4], abs=0.005)
+    # Each attempt: an upload, then a statement that times out after 0.3 s.
+    uploads = fake.requests_to("PUT", "/api/2.0/fs/files" + volume_path("account_summary"))
+    assert len(uploads) == 3
+    for measured, delay in zip(gaps(uploads), (0.2, 0.4), strict=True):
+        assert 0.3 + delay - 0.05 <= measured <= 0.3 + delay + 1.0, gaps(uploads)
+
+
+def test_connection_errors_are_retried_until_retries_run_out(published, fake, monkeypatch) -> None:
+    monkeypatch.setenv("DATABRICKS_HOST", "http://127.0.0.1:9")  # nothing listens there
+    outcomes, flow_run_id = run_export(published, retry=RetryPolicy(3, 0.01, None))
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "connection error (ConnectError" in outcomes[0].message
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
+        [0.01, 0.02, 0.04], abs=0.01
+    )
+
+
+def test_a_400_is_not_retried_and_the_other_table_still_loads(published, fake) -> None:
+    fake.fail("PUT", 400)
+    outcomes, flow_run_id = run_export(published)
+
+    summary, profile = outcomes
+    assert (summary.status, summary.target, summary.rows) == (
+        "failed",
+        "main.ledgerflow.account_summary",
+        None,
+    )
+    assert "HTTP 400 INVALID_PARAMETER_VALUE: injected 400" in summary.message
+    assert profile.status == "loaded"
+    assert retry_delays(flow_run_id, "account_summary") == []
+    assert len(fake.requests_to("PUT")) == 2  # one per table
+    run, _ = task_runs(flow_run_id)["account_summary"]
+    assert run.state.is_failed()
+
+
+def test_a_failed_statement_is_not_retried(published, fake) -> None:
+    fake.script_statements(
+        ["FAILED"], error={"error_code": "BAD_REQUEST", "message": "[DELTA_FAILED] no"}
+    )
+    outcomes, flow_run_id = run_export(published)
+
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "statement stmt-0001 FAILED: BAD_REQUEST: [DELTA_FAILED] no" in outcomes[0].message
+    assert len(fake.requests_to("POST", "/api/2.0/sql/statements")) == 2
+    assert retry_delays(flow_run_id, "account_summary") == []
+    assert fake.tables == {}
+
+
+def test_a_long_statement_is_polled_to_completion(published, fake) -> None:
+    fake.script_statements(["PENDING", "RUNNING", "RUNNING", "SUCCEEDED"])
+    outcomes, _ = run_export(published)
+
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    polls = fake.requests_to("GET", "/api/2.0/sql/statements/")
+    assert [r.path for r in polls] == ["/api/2.0/sql/statements/stmt-0001"] * 3 + [
+        "/api/2.0/sql/statements/stmt-0002"
+    ] * 3
+    assert fake.cancelled == []
+
+
+def test_a_statement_past_its_bound_is_cancelled_then_retried(published, fake) -> None:
+    fake.script_statements(["PENDING"])  # a warehouse that never starts
+    timeouts = Timeouts(request_seconds=5, statement_wait_seconds=0, statement_timeout_seconds=0.2)
+    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.01, None), timeouts)
+
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "still PENDING after 0.2 s; cancelled" in outcomes[0].message
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.01], abs=0.005)
+    assert fake.cancelled == ["stmt-0001", "stmt-0002", "stmt-0003", "stmt-0004"]
+
+
+def test_a_canceled_statement_is_retried(published, fake) -> None:
+    fake.script_statements(["CANCELED"])
+    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.01, None))
+    assert "was CANCELED" in outcomes[0].message
+    assert retry_delays(flow_run_id, "customer_profile") == pytest.approx([0.01], abs=0.005)
+
+
+def test_not_configured_means_skipped_not_failed(published, fake, monkeypatch) -> None:
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        monkeypatch.delenv(name)
+    outcomes, flow_run_id = run_export(published)
+
+    assert [(o.status, o.target, o.rows) for o in outcomes] == [("skipped", None, None)] * 2
+    assert "DATABRICKS_HOST and DATABRICKS_TOKEN not set" in outcomes[0].message
+    assert "no DatabricksCredentials block" in outcomes[0].message
+    for run, _ in task_runs(flow_run_id).values():
+        assert run.state.type.value == "COMPLETED"
+        assert run.state.name == "Skipped"
+        assert "DATABRICKS_HOST and DATABRICKS_TOKEN not set" in run.state.message
+    assert fake.requests == []
+
+
+def test_a_malformed_warehouse_path_fails_without_a_request(published, fake, monkeypatch) -> None:
+    monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/protocolv1/o/0/0000-000000-abcdef")
+    outcomes, _ = run_export(published)
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert "DATABRICKS_HTTP_PATH is not a SQL warehouse path" in outcomes[0].message
+    assert fake.requests == []
+
+
+def test_the_credentials_block_stands_in_for_the_environment(published, fake, monkeypatch) -> None:
+    assert save_credentials_block_from_env() is True
+    for name in ("DATABRICKS_HOST", "DATABRICKS_TOKEN"):
+        monkeypatch.delenv(name)
+    assert save_credentials_block_from_env() is False
+
+    outcomes, _ = run_export(published)
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    assert fake.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_token_appears_in_no_log_outcome_artifact_or_run(published, fake, caplog) -> None:
+    # The workspace's error repeats the request's headers, token included.
+    fake.fail("PUT", 400, echo_headers=True)
+    fake.fail("POST", 503, echo_headers=True)
+    caplog.set_level(logging.DEBUG)
+    outcomes, flow_run_id = run_export(published)
+    APILogWorker.drain_all(timeout=10)
+
+    assert [o.status for o in outcomes] == ["failed", "loaded"]
+    assert "[REDACTED]" in outcomes[0].message
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            sort=LogSort.TIMESTAMP_ASC,
+            limit=200,
+        )
+        artifacts = client.read_artifacts(limit=50)
+        flow_run = client.read_flow_run(flow_run_id)
+    prefect_logs = "\n".join(log.message for log in logs)
+    assert "Retry 1/3" in prefect_logs  # the 503 was logged, redacted
+    assert "[REDACTED]" in prefect_logs
+    export_artifacts = [a for a in artifacts if a.key == ARTIFACT_KEY]
+    assert export_artifacts
+    runs = task_runs(flow_run_id)
+    everything = "\n".join(
+        [
+            caplog.text,
+            prefect_logs,
+            json.dumps([asdict(o) for o in outcomes]),
+            json.dumps([a.model_dump(mode="json") for a in export_artifacts]),
+            flow_run.model_dump_json(),
+            *(run.model_dump_json() for run, _ in runs.values()),
+            *(state.model_dump_json() for _, states in runs.values() for state in states),
+        ]
+    )
+    assert TOKEN not in everything
+    assert TOKEN[5:20] not in everything
+
+
+def test_default_retry_options() -> None:
+    assert export_table.name == "export-databricks"
+    assert export_table.retries == 3
+    assert export_table.retry_delay_seconds == [1.0, 2.0, 4.0]
+    assert export_table.retry_jitter_factor == 0.5
+    assert export_table.retry_condition_fn is retry_on_transient
+
+
+def test_settings_never_show_the_token() -> None:
+    settings = resolve_settings(
+        {
+            "DATABRICKS_HOST": "adb-1.azuredatabricks.net",
+            "DATABRICKS_TOKEN": TOKEN,
+            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc123",
+            "LEDGERFLOW_DATABRICKS_CATALOG": "bank",
+        }
+    )
+    assert settings.target is not None
+    assert settings.target.warehouse_id == "abc123"
+    assert settings.target.table_name("account_summary") == "bank.ledgerflow.account_summary"
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings)
+
+
+def test_a_missing_warehouse_is_named() -> None:
+    settings = resolve_settings({"DATABRICKS_HOST": "adb-1.net", "DATABRICKS_TOKEN": TOKEN})
+    assert (settings.target, settings.skipped) == (None, "DATABRICKS_HTTP_PATH not set")
+
+
+def test_names_that_would_need_quoting_are_refused() -> None:
+    settings = resolve_settings(
+        {
+            "DATABRICKS_HOST": "adb-1.net",
+            "DATABRICKS_TOKEN": TOKEN,
+            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc123",
+            "LEDGERFLOW_DATABRICKS_SCHEMA": "ledger'; drop",
+        }
+    )
+    assert settings.target is None
+    assert settings.invalid.startswith("LEDGERFLOW_DATABRICKS_SCHEMA=")
+
+
+def test_transient_errors_are_the_only_ones_retried() -> None:
+    from prefect.states import Failed
+
+    assert retry_on_transient(None, None, Failed(data=TransientExportError("503")))
+    assert not retry_on_transient(None, None, Failed(data=ValueError("bad")))
+    assert not retry_on_transient(
+        None, None, Failed(data=databricks_export.PermanentExportError("400"))
+    )
