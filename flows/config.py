@@ -49,6 +49,10 @@ LAYERS: tuple[str, ...] = ("source", *DBT_LAYERS)
 QUARANTINE_WARN_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_WARN_RATE", "0.05"))
 QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE", "0.50"))
 
+# DuckDB's memory ceiling in every connection of a run (dbt's included); above it DuckDB
+# spills to disk. The whole run's process tree stays about 1 GB above this.
+DUCKDB_MEMORY_LIMIT = os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT", "1500MB")
+
 # One run at a time per warehouse: a second run waits this long for the first, then gives up.
 WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(
     os.environ.get("LEDGERFLOW_WAREHOUSE_LOCK_TIMEOUT_SECONDS", "3600")

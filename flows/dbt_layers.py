@@ -21,8 +21,9 @@ from prefect.context import SettingsContext, serialize_context
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
 from flows.checks import CheckResult
-from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, RAW_SCHEMA
+from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, RAW_SCHEMA
 from flows.errors import LayerFailed
+from flows.warehouse_connection import connect
 
 TEST_RESOURCE_TYPES = {"test", "unit_test"}
 MAX_KEYS_SHOWN = 10
@@ -123,6 +124,7 @@ class DbtProject:
         self._write_run_context()
         # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
         os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
+        os.environ["LEDGERFLOW_DUCKDB_MEMORY_LIMIT"] = DUCKDB_MEMORY_LIMIT
         if self._runner is None:
             settings = PrefectDbtSettings(
                 project_dir=DBT_PROJECT_DIR,
@@ -138,7 +140,7 @@ class DbtProject:
     def _write_run_context(self) -> None:
         """The run's timestamp, read by the run_timestamp() macro (a table, not a dbt var,
         so dbt's partial parsing survives from one run to the next)."""
-        with duckdb.connect(str(self.warehouse)) as con:
+        with connect(self.warehouse) as con:
             con.execute(f"create schema if not exists {RAW_SCHEMA}")
             con.execute(
                 f"create or replace table {RAW_SCHEMA}._run_context as select cast(? as timestamp) as run_at",
@@ -182,7 +184,7 @@ def describe_failing_rows(
     built-in tests, the key column for the project's generic tests.
     """
     try:
-        with duckdb.connect(str(warehouse)) as con:
+        with connect(warehouse) as con:
             cursor = con.execute(
                 f"select * from ({compiled_sql}) as failing_rows limit {MAX_KEYS_SHOWN}"
             )

@@ -43,6 +43,7 @@ import duckdb
 
 from flows.checks import CheckResult
 from flows.config import PROJECT_ROOT
+from flows.warehouse_connection import connect as connect_warehouse
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
@@ -139,7 +140,7 @@ def run_expectation_suites(
     def connect() -> duckdb.DuckDBPyConnection:
         # The same config as dbt's connection (DuckDB's default): anything else is refused
         # while that one is open in this process.
-        con = duckdb.connect(str(warehouse))
+        con = connect_warehouse(warehouse)
         opened.append(con)
         con.execute("set enable_progress_bar = false")  # session-local
         return con

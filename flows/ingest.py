@@ -24,6 +24,7 @@ import duckdb
 
 from flows.config import DELIVERY_FILES, RAW_SCHEMA
 from flows.errors import InputError
+from flows.warehouse_connection import connect
 
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -57,7 +58,7 @@ def ingest_delivery(input_dir: Path, warehouse: Path) -> list[IngestedFile]:
     hashes = {table: file_sha256(path) for table, path in files.items()}
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         _ensure_bookkeeping(con)
         con.execute("begin transaction")
         try:

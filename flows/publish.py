@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
+from flows.warehouse_connection import connect
 
 JOURNAL_NAME = ".publish-journal.json"
 FAILED_DIR_NAME = "failed"
@@ -136,7 +136,7 @@ def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict
 
 def write_exports(warehouse: Path, folder: Path) -> None:
     # The flow's process may still hold dbt's connection: open with the same (default) config.
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         con.execute("set TimeZone = 'UTC'")
         for name, (file_format, query) in EXPORTS.items():
             target = str(folder / name).replace("'", "''")

@@ -7,12 +7,13 @@ from pathlib import Path
 import duckdb
 
 from flows.config import DELIVERY_FILES
+from flows.warehouse_connection import connect
 
 
 def quarantine_counts(warehouse: Path) -> dict[str, tuple[int, dict[str, int]]]:
     """Per delivery table: rows delivered, and quarantined rows per reason."""
     counts = {}
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         for table in DELIVERY_FILES:
             rows = con.execute(
                 f"select quarantine_reason, count(*) from staging.base_{table}_validated group by all"
@@ -36,7 +37,7 @@ KEY_COLUMNS = {
 def key_column_profile(warehouse: Path) -> dict[str, dict[str, int]]:
     """Null and duplicate counts of each relation's key column, one scan per relation."""
     profile = {}
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         existing = _existing_relations(con)
         for relation, column in KEY_COLUMNS.items():
             if relation not in existing:
@@ -74,7 +75,7 @@ def layer_row_counts(warehouse: Path) -> dict[str, dict[str, int]]:
             "account_summary": "marts.account_summary",
         },
     }
-    with duckdb.connect(str(warehouse)) as con:
+    with connect(warehouse) as con:
         existing = _existing_relations(con)
         return {
             table: {
