@@ -1,7 +1,7 @@
 """Connections to the DuckDB warehouse, with the memory ceiling every run keeps to.
 
-DuckDB otherwise lets its buffers grow to 80% of the machine's memory: at 10M accounts a
-run's process tree peaked at 7.5 GB. With a limit it spills to disk instead.
+DuckDB's buffers may grow to the ceiling (by default 80% of the machine's memory: at 10M
+accounts a run's process tree peaked at 7.9 GB); below it DuckDB spills to disk where it can.
 """
 
 from __future__ import annotations
