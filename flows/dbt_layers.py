@@ -38,6 +38,13 @@ class LayerResult:
     failed_nodes: tuple[str, ...] = ()
 
 
+def target_path(warehouse: Path) -> Path:
+    """dbt's target folder for a warehouse: runs against different warehouses never share
+    dbt's artifacts; runs against the same one are serialised."""
+    digest = hashlib.sha1(str(warehouse).encode()).hexdigest()[:10]
+    return DBT_PROJECT_DIR / "target" / f"{warehouse.stem}-{digest}"
+
+
 class DbtProject:
     """The project's dbt, pointed at one warehouse with one run's timestamp."""
 
@@ -45,10 +52,7 @@ class DbtProject:
         self.warehouse = warehouse
         self.run_at = run_at
         self.full_refresh = full_refresh
-        # One target folder per warehouse: runs against different warehouses never share
-        # dbt's artifacts; runs against the same one are serialised.
-        digest = hashlib.sha1(str(warehouse).encode()).hexdigest()[:10]
-        self.target_path = DBT_PROJECT_DIR / "target" / f"{warehouse.stem}-{digest}"
+        self.target_path = target_path(warehouse)
         self._runner: PrefectDbtRunner | None = None
 
     def build_layer(self, layer: str) -> LayerResult:
@@ -209,14 +213,19 @@ def _source_name(node: Any) -> str:
 
 
 def _freshness_check(result: Any) -> CheckResult:
-    status = _status(result)
-    source = result.node.name
-    age_hours = float(getattr(result, "age", 0) or 0) / 3600
-    outcome = {"pass": "pass", "warn": "warn"}.get(status, "fail")
-    message = f"newest data in {source} is {age_hours:.1f} h old ({status})"
     newest = getattr(result, "max_loaded_at", None)
-    if newest is None or newest.year < 1900:  # dbt reports an empty table as year 1
-        message = f"{source} holds no rows, so it has no load time ({status})"
+    has_rows = newest is not None and newest.year >= 1900  # dbt reports an empty table as year 1
+    age_hours = float(getattr(result, "age", 0) or 0) / 3600
+    return freshness_check(result.node.name, _status(result), age_hours if has_rows else None)
+
+
+def freshness_check(source: str, dbt_status: str, age_hours: float | None) -> CheckResult:
+    """A source freshness result as a check; `age_hours` is None for a source with no rows."""
+    outcome = {"pass": "pass", "warn": "warn"}.get(dbt_status, "fail")
+    if age_hours is None:
+        message = f"{source} holds no rows, so it has no load time ({dbt_status})"
+    else:
+        message = f"newest data in {source} is {age_hours:.1f} h old ({dbt_status})"
     return CheckResult(
         name=f"source_freshness_{source}",
         model=f"source:{source}",

@@ -48,14 +48,19 @@ class _Header:
     line: int  # physical line of the header record
 
 
-def ingest_delivery(input_dir: Path, warehouse: Path) -> list[IngestedFile]:
-    """Load every delivery file whose content the warehouse does not hold yet."""
+def ingest_delivery(
+    input_dir: Path, warehouse: Path, known_sha256: dict[str, str] | None = None
+) -> list[IngestedFile]:
+    """Load every delivery file whose content the warehouse does not hold yet.
+
+    `known_sha256`: the files' hashes if the caller has just computed them (reading a large
+    file once is enough)."""
     files = {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
     for path in files.values():
         if not path.is_file():
             raise InputError(path.name, f"file not found in {input_dir}")
     headers = {table: _read_header(path, DELIVERY_FILES[table]) for table, path in files.items()}
-    hashes = {table: file_sha256(path) for table, path in files.items()}
+    hashes = known_sha256 or {table: file_sha256(path) for table, path in files.items()}
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:

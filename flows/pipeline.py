@@ -13,6 +13,10 @@
       -> export                     the published tables into Databricks (if configured)
       -> Slack                      the quality summary, whatever the outcome
 
+A delivery whose content, code and published files are exactly those of the last publish
+skips from ingestion to the report: freshness is measured again, the other checks carried
+over (flows/unchanged_delivery.py).
+
 The flow orders the steps; each step is a task in its own module. A step that fails
 stops the steps after it, and both the run's quality report and its final state name it.
 Only one run at a time works on a warehouse: a second one waits for the first.
@@ -35,6 +39,7 @@ from flows import (
     ingest,
     publish,
     slack,
+    unchanged_delivery,
     warehouse_stats,
 )
 from flows.checks import CheckResult
@@ -44,13 +49,31 @@ from flows.quality_report import QualityAudit
 from flows.warehouse_lock import exclusive_warehouse
 
 
+@task(name="check-unchanged-delivery")
+def check_unchanged_delivery(
+    settings: PipelineSettings,
+) -> tuple[dict[str, str] | None, unchanged_delivery.PublishedRun | None]:
+    """The delivery's content hashes, and the last publish if this run would only repeat it."""
+    if not unchanged_delivery.covers_whole_pipeline(settings.select):
+        return None, None
+    hashes = unchanged_delivery.delivery_sha256(settings.input_dir)
+    if settings.full_refresh:
+        return hashes, None
+    previous = unchanged_delivery.find_reusable_publish(
+        settings.warehouse, settings.output_dir, hashes
+    )
+    return hashes, previous
+
+
 @task(name="ingest-delivery")
-def ingest_delivery(settings: PipelineSettings) -> list[ingest.IngestedFile]:
+def ingest_delivery(
+    settings: PipelineSettings, known_sha256: dict[str, str] | None
+) -> list[ingest.IngestedFile]:
     """Load the delivery's files into raw.*; content the warehouse already holds is skipped.
 
     Never retried: every failure here is the data's, and the same bytes fail the same way.
     """
-    files = ingest.ingest_delivery(settings.input_dir, settings.warehouse)
+    files = ingest.ingest_delivery(settings.input_dir, settings.warehouse, known_sha256)
     logger = get_run_logger()
     for loaded in files:
         verb = "loaded" if loaded.reloaded else "unchanged, not re-loaded"
@@ -69,6 +92,11 @@ def ingest_delivery(settings: PipelineSettings) -> list[ingest.IngestedFile]:
 @task(name="source-freshness")
 def check_source_freshness(project: dbt_layers.DbtProject) -> list[CheckResult]:
     return project.source_freshness()
+
+
+@task(name="source-freshness-unchanged-delivery")
+def check_source_freshness_unchanged(settings: PipelineSettings) -> list[CheckResult]:
+    return unchanged_delivery.source_freshness(settings.warehouse)
 
 
 def build_layer(project: dbt_layers.DbtProject, layer: str) -> dbt_layers.LayerResult:
@@ -100,6 +128,26 @@ def profile_key_columns(settings: PipelineSettings) -> dict[str, dict[str, int]]
 @task(name="publish-outputs")
 def publish_outputs(settings: PipelineSettings, run_id: str, report: dict) -> list[Path]:
     return publish.publish_outputs(settings.warehouse, settings.output_dir, run_id, report)
+
+
+@task(name="remember-published-run")
+def remember_published_run(
+    settings: PipelineSettings, audit: QualityAudit, input_sha256: dict[str, str]
+) -> None:
+    unchanged_delivery.remember_published_run(
+        settings.warehouse,
+        audit.run_id,
+        settings.output_dir,
+        input_sha256,
+        audit.checks,
+        audit.report(),
+        audit.key_columns,
+    )
+
+
+@task(name="publish-report")
+def publish_report(settings: PipelineSettings, report: dict) -> Path:
+    return publish.replace_published_report(settings.output_dir, report)
 
 
 @task(name="write-failed-report")
@@ -147,7 +195,7 @@ def account_summary_pipeline(
         outcomes = databricks_export.export_to_databricks(settings.output_dir, run_id)
         audit.exports = {outcome.table: export_summary(outcome) for outcome in outcomes}
     report = audit.report()
-    publish.amend_published_report(settings.output_dir, report)
+    publish.replace_published_report(settings.output_dir, report)
     create_report_artifacts(report, published=True)
     print(_summary(report, settings, published))
     slack.notify_quality_summary(report, True, flow_run.name, flow_run.ui_url)
@@ -174,12 +222,18 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime)
     A blocking check stops the run right after the step that found it: a stale or mostly
     quarantined delivery must not reach the snapshots' history.
     """
+    input_sha256, previous = check_unchanged_delivery(settings)
+    if previous is not None:
+        return reuse_unchanged_publish(settings, audit, previous)
+    # From here the warehouse changes: until this run publishes, nothing can be reused.
+    unchanged_delivery.forget_published_run(settings.warehouse)
+
     project = dbt_layers.DbtProject(
         settings.warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), settings.full_refresh
     )
     if "source" in settings.select:
         with audit.step("ingest"):
-            for loaded in ingest_delivery(settings):
+            for loaded in ingest_delivery(settings, input_sha256):
                 audit.record_rows(loaded.table, delivered=loaded.rows)
         with audit.step("source_freshness"):
             audit.add_checks(check_source_freshness(project))
@@ -203,7 +257,32 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, run_at: datetime)
         stop_if_blocked(audit, "audit")
 
     with audit.step("publish"):
-        return publish_outputs(settings, audit.run_id, audit.report())
+        published = publish_outputs(settings, audit.run_id, audit.report())
+        if input_sha256 is not None:
+            remember_published_run(settings, audit, input_sha256)
+    return published
+
+
+def reuse_unchanged_publish(
+    settings: PipelineSettings, audit: QualityAudit, previous: unchanged_delivery.PublishedRun
+) -> list[Path]:
+    """The delivery, the code and the published files are those of an earlier publish, so
+    its data files stay and only the report is new: freshness, the one check that depends
+    on the clock, is measured again; every other check is carried over."""
+    get_run_logger().info(
+        "delivery unchanged since run %s, and so are the code and the published files: "
+        "re-checking source freshness and carrying over the other %s checks",
+        previous.run_id,
+        len(previous.checks),
+    )
+    audit.carry_over(previous.run_id, previous.rows, previous.quarantine, previous.key_columns)
+    with audit.step("source_freshness"):
+        audit.add_checks(check_source_freshness_unchanged(settings))
+        stop_if_blocked(audit, "source_freshness")
+    audit.add_checks(previous.carried_checks())
+    with audit.step("publish"):
+        report_path = publish_report(settings, audit.report())
+    return [settings.output_dir / name for name in publish.EXPORTS] + [report_path]
 
 
 def stop_if_blocked(audit: QualityAudit, step: str) -> None:

@@ -158,9 +158,10 @@ def recover_interrupted_publish(output_dir: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def amend_published_report(output_dir: Path, report: dict) -> Path:
-    """Replace the published report with a later version of the same run's (one that knows
-    how the exports beyond the output folder went), in one rename."""
+def replace_published_report(output_dir: Path, report: dict) -> Path:
+    """Replace the published report in one rename: with a later version of the same run's
+    (one that knows how the exports went), or with the report of a run that found the
+    published data files already current."""
     path = output_dir / REPORT_NAME
     tmp = output_dir / f".{REPORT_NAME}.tmp"
     _write_json(tmp, report)

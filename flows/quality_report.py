@@ -28,6 +28,7 @@ class QualityAudit:
         self.stopped_at: str | None = None
         self.error: str | None = None
         self.exports: dict[str, dict] = {}
+        self.checks_carried_from: str | None = None
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
@@ -77,6 +78,19 @@ class QualityAudit:
             ]
         )
 
+    def carry_over(
+        self,
+        run_id: str,
+        rows: dict[str, dict[str, int]],
+        quarantine: dict[str, dict[str, int]],
+        key_columns: dict[str, dict[str, int]],
+    ) -> None:
+        """What an earlier run measured on the same delivery with the same code."""
+        self.checks_carried_from = run_id
+        self.rows = {table: dict(counts) for table, counts in rows.items()}
+        self.quarantine = {table: dict(reasons) for table, reasons in quarantine.items()}
+        self.key_columns = key_columns
+
     def record_rows(self, table: str, **counts: int) -> None:
         self.rows.setdefault(table, {}).update(counts)
 
@@ -105,6 +119,9 @@ class QualityAudit:
             metrics["stopped_at"] = {"step": self.stopped_at, "error": self.error}
         if self.exports:
             metrics["exports"] = self.exports
+        if self.checks_carried_from is not None:
+            # An unchanged delivery: only freshness was measured again (flows/unchanged_delivery.py).
+            metrics["unchanged_delivery"] = {"checks_carried_from_run": self.checks_carried_from}
         return {
             "timestamp": self.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "run_id": self.run_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 
 import duckdb
 import pytest
@@ -72,6 +74,80 @@ def test_sample_run_publishes_everything(published):
         "customer_profile": "skipped",
     }
     assert "DATABRICKS_HOST" in exports["account_summary"]["message"]
+
+
+def stat_of(folder):
+    return {name: (folder / name).stat().st_mtime_ns for name in CONTRACT_DATA_FILES}
+
+
+def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(published, tmp_path):
+    """The same bytes from another folder: no dbt layer runs, the data files are not even
+    rewritten, the report is this run's with every check counted."""
+    output = published["output"]
+    first = json.loads((output / "quality_report.json").read_text())
+    before, stats_before = fingerprint(output), stat_of(output)
+
+    assert run_cli(copy_sample(tmp_path / "same-again"), published) == 0
+
+    report = json.loads((output / "quality_report.json").read_text())
+    assert report["run_id"] != first["run_id"]
+    assert report["metrics"]["unchanged_delivery"] == {"checks_carried_from_run": first["run_id"]}
+    assert set(report["metrics"]["duration_seconds"]) == {"source_freshness", "publish", "export"}
+    for key in ("status", "summary", "failures", "quarantine"):
+        assert report[key] == first[key], key
+    assert report["metrics"]["rows"] == first["metrics"]["rows"]
+    assert stat_of(output) == stats_before
+    after = fingerprint(output)
+    assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}
+
+
+def test_only_the_same_code_and_settings_reuse_a_publish(published, monkeypatch):
+    from flows import unchanged_delivery
+
+    hashes = unchanged_delivery.delivery_sha256(SAMPLE_DIR)
+    args = (published["warehouse"], published["output"], hashes)
+    assert unchanged_delivery.find_reusable_publish(*args) is not None
+    monkeypatch.setattr(unchanged_delivery, "QUARANTINE_WARN_RATE", 0.06)
+    assert unchanged_delivery.find_reusable_publish(*args) is None
+
+
+def test_an_unchanged_delivery_still_goes_stale(published, tmp_path, capsys):
+    """Freshness is measured again on an unchanged delivery: data 49 hours old blocks."""
+    before = fingerprint(published["output"])
+    shift = "update raw.{table} set _loaded_at = _loaded_at {sign} interval 49 hour"
+    with duckdb.connect(str(published["warehouse"])) as con:
+        for table in ("customers", "accounts"):
+            con.execute(shift.format(table=table, sign="-"))
+    try:
+        assert run_cli(copy_sample(tmp_path / "same-later"), published) == 1
+    finally:
+        with duckdb.connect(str(published["warehouse"])) as con:
+            for table in ("customers", "accounts"):
+                con.execute(shift.format(table=table, sign="+"))
+
+    assert "blocking checks failed at source_freshness" in capsys.readouterr().err
+    assert fingerprint(published["output"]) == before
+    failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
+    errors = {f["test"]: f["message"] for f in failed["failures"] if f["severity"] == "error"}
+    assert set(errors) == {"source_freshness_accounts", "source_freshness_customers"}
+    for table in ("accounts", "customers"):
+        message = errors[f"source_freshness_{table}"]
+        assert re.fullmatch(rf"newest data in {table} is 49\.\d h old \(error\)", message)
+
+
+def test_a_published_file_touched_since_means_a_full_run(published, tmp_path):
+    """Reuse trusts the published files only as the last publish left them."""
+    output = published["output"]
+    before = fingerprint(output)
+    os.utime(output / "customer_profile.csv", ns=(1, 1))
+
+    assert run_cli(copy_sample(tmp_path / "same-touched"), published) == 0
+
+    report = json.loads((output / "quality_report.json").read_text())
+    assert "unchanged_delivery" not in report["metrics"]
+    assert "staging" in report["metrics"]["duration_seconds"]
+    after = fingerprint(output)
+    assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}
 
 
 BROKEN = {

@@ -1,0 +1,223 @@
+"""Re-running an unchanged delivery costs reading its files, not a rebuild.
+
+The contract makes such a run a no-op for the data (no snapshot version, the same
+`calculated_at`, byte-identical files), and every check but source freshness depends only
+on the data and the project's code. So when a run finds all of these exactly as the last
+successful publish left them:
+
+- the delivery's content (sha256 of each file),
+- the project's code and settings that decide the checks (dbt project, expectation suites,
+  flows, quarantine thresholds, dbt/DuckDB/GX versions),
+- the output folder's data files (size and modification time),
+- and no run since then changed the warehouse,
+
+it re-measures source freshness (the one check that depends on the clock), carries every
+other check over from that publish, and replaces only the quality report. Anything else
+takes the full path. The record lives in the warehouse (`raw._published_run`), like the
+load times, so a new Prefect home does not lose it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+from flows.checks import CheckResult
+from flows.config import (
+    DBT_PROJECT_DIR,
+    DELIVERY_FILES,
+    LAYERS,
+    PROJECT_ROOT,
+    QUARANTINE_BLOCK_RATE,
+    QUARANTINE_WARN_RATE,
+    RAW_SCHEMA,
+)
+from flows.dbt_layers import freshness_check, target_path
+from flows.expectations import EXPECTATIONS_DIR
+from flows.ingest import file_sha256
+from flows.publish import EXPORTS, JOURNAL_NAME
+from flows.warehouse_connection import connect
+
+RECORD_TABLE = f"{RAW_SCHEMA}._published_run"
+
+# What decides a check's verdict besides the data: the code that computes it.
+_CODE_FOLDERS = (
+    DBT_PROJECT_DIR / "models",
+    DBT_PROJECT_DIR / "snapshots",
+    DBT_PROJECT_DIR / "macros",
+    DBT_PROJECT_DIR / "tests",
+    EXPECTATIONS_DIR,
+    PROJECT_ROOT / "flows",
+)
+_CODE_FILES = (DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml")
+_CODE_SUFFIXES = {".sql", ".yml", ".yaml", ".json", ".py", ".csv"}
+_VERSIONED_PACKAGES = ("dbt-core", "dbt-duckdb", "duckdb", "great_expectations")
+
+_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
+
+
+@dataclass(frozen=True)
+class PublishedRun:
+    """What the last successful publish into an output folder was made of."""
+
+    run_id: str
+    output_dir: str
+    input_sha256: dict[str, str]
+    code_fingerprint: str
+    files: dict[str, list[int]]  # published data file -> [size, mtime_ns]
+    checks: list[dict]  # every check but source freshness
+    quarantine: dict[str, dict[str, int]]
+    rows: dict[str, dict[str, int]]
+    key_columns: dict[str, dict[str, int]]
+
+    def carried_checks(self) -> list[CheckResult]:
+        return [CheckResult(**check) for check in self.checks]
+
+
+def delivery_sha256(input_dir: Path) -> dict[str, str] | None:
+    """The content hash of each delivery file; None if one is missing (the full path
+    then reports it properly)."""
+    paths = {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
+    if not all(path.is_file() for path in paths.values()):
+        return None
+    return {table: file_sha256(path) for table, path in paths.items()}
+
+
+def code_fingerprint() -> str:
+    digest = hashlib.sha256()
+    files = [path for path in _CODE_FILES if path.is_file()]
+    for folder in _CODE_FOLDERS:
+        files += [p for p in folder.rglob("*") if p.is_file() and p.suffix in _CODE_SUFFIXES]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(PROJECT_ROOT)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    settings = [QUARANTINE_WARN_RATE, QUARANTINE_BLOCK_RATE]
+    settings += [version(package) for package in _VERSIONED_PACKAGES]
+    digest.update(json.dumps(settings).encode())
+    return digest.hexdigest()
+
+
+def published_files_state(output_dir: Path) -> dict[str, list[int]]:
+    state = {}
+    for name in EXPORTS:
+        path = output_dir / name
+        if path.is_file():
+            stat = path.stat()
+            state[name] = [stat.st_size, stat.st_mtime_ns]
+    return state
+
+
+def find_reusable_publish(
+    warehouse: Path, output_dir: Path, input_sha256: dict[str, str] | None
+) -> PublishedRun | None:
+    """The last publish, if this run would only reproduce it; else None."""
+    if input_sha256 is None or not warehouse.exists() or not manifest_path(warehouse).is_file():
+        return None
+    previous = _read_record(warehouse)
+    if previous is None:
+        return None
+    reusable = (
+        previous.output_dir == str(output_dir.resolve())
+        and previous.input_sha256 == input_sha256
+        and not (output_dir / JOURNAL_NAME).exists()
+        and previous.files == published_files_state(output_dir)
+        and len(previous.files) == len(EXPORTS)
+        and previous.code_fingerprint == code_fingerprint()
+    )
+    return previous if reusable else None
+
+
+def forget_published_run(warehouse: Path) -> None:
+    """Called before a run changes the warehouse: from then on only a new publish counts."""
+    if not warehouse.exists():
+        return
+    with connect(warehouse) as con:
+        con.execute(f"drop table if exists {RECORD_TABLE}")
+
+
+def remember_published_run(
+    warehouse: Path,
+    run_id: str,
+    output_dir: Path,
+    input_sha256: dict[str, str],
+    checks: list[CheckResult],
+    report: dict,
+    key_columns: dict[str, dict[str, int]],
+) -> None:
+    record = PublishedRun(
+        run_id=run_id,
+        output_dir=str(output_dir.resolve()),
+        input_sha256=input_sha256,
+        code_fingerprint=code_fingerprint(),
+        files=published_files_state(output_dir),
+        checks=[asdict(check) for check in checks if check.kind != "source_freshness"],
+        quarantine=report["quarantine"],
+        rows=report["metrics"]["rows"],
+        key_columns=key_columns,
+    )
+    with connect(warehouse) as con:
+        con.execute(f"create or replace table {RECORD_TABLE} (record json not null)")
+        con.execute(f"insert into {RECORD_TABLE} values (?)", [json.dumps(asdict(record))])
+
+
+def _read_record(warehouse: Path) -> PublishedRun | None:
+    with connect(warehouse) as con:
+        exists = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            [RAW_SCHEMA, RECORD_TABLE.split(".")[1]],
+        ).fetchone()[0]
+        if not exists:
+            return None
+        row = con.execute(f"select record from {RECORD_TABLE}").fetchone()
+    return PublishedRun(**json.loads(row[0])) if row else None
+
+
+def manifest_path(warehouse: Path) -> Path:
+    return target_path(warehouse) / "manifest.json"
+
+
+def source_freshness(warehouse: Path) -> list[CheckResult]:
+    """dbt's source freshness, measured the way dbt does (newest `_loaded_at` against now,
+    in UTC) with the thresholds dbt resolved into its manifest at the last full run."""
+    manifest = json.loads(manifest_path(warehouse).read_text())
+    now = datetime.now(UTC).replace(tzinfo=None)
+    checks = []
+    with connect(warehouse) as con:
+        for source in manifest["sources"].values():
+            freshness = source.get("freshness") or {}
+            column = source.get("loaded_at_field")
+            if not column or not (freshness.get("warn_after") or freshness.get("error_after")):
+                continue
+            (newest,) = con.execute(
+                f'select max("{column}") from {source["schema"]}."{source["identifier"]}"'
+            ).fetchone()
+            checks.append(_freshness_check(source["name"], newest, now, freshness))
+    return sorted(checks, key=lambda check: check.name)
+
+
+def _freshness_check(
+    source: str, newest: datetime | None, now: datetime, freshness: dict
+) -> CheckResult:
+    def exceeded(threshold: dict | None) -> bool:
+        if not threshold or not threshold.get("count"):
+            return False
+        return now - newest > threshold["count"] * _PERIODS[threshold["period"]]
+
+    if newest is None:
+        return freshness_check(source, "error", None)
+    status = "pass"
+    if exceeded(freshness.get("error_after")):
+        status = "error"
+    elif exceeded(freshness.get("warn_after")):
+        status = "warn"
+    return freshness_check(source, status, (now - newest).total_seconds() / 3600)
+
+
+def covers_whole_pipeline(select: tuple[str, ...]) -> bool:
+    """Only a run of every layer, ingestion included, publishes what a delivery gives."""
+    return set(LAYERS) <= set(select)
