@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import prefect_dbt.core.runner
-from prefect.context import SettingsContext, serialize_context
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
+from flows import prefect_task_overhead  # noqa: F401  (before any dbt node runs)
 from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, RAW_SCHEMA
 from flows.errors import LayerFailed
@@ -150,21 +149,6 @@ class DbtProject:
                 f"create or replace table {RAW_SCHEMA}._run_context as select cast(? as timestamp) as run_at",
                 [self.run_at],
             )
-
-
-def _serialize_context_sharing_settings(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """prefect-dbt runs each dbt node's task in a thread that rebuilds Prefect's settings
-    from a serialized copy, re-reading profiles.toml, pyproject.toml and .env every time:
-    py-spy put 65% of the staging layer's wall time there. Threads of one process can share
-    the settings objects themselves."""
-    context = serialize_context(*args, **kwargs)
-    current = SettingsContext.get()
-    if current is not None:
-        context["settings_context"] = {"profile": current.profile, "settings": current.settings}
-    return context
-
-
-prefect_dbt.core.runner.serialize_context = _serialize_context_sharing_settings
 
 
 def _status(result: Any) -> str:
