@@ -92,3 +92,30 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+E2E_MODULE = "test_deployments_e2e.py"
+_E2E_SERVER = pytest.StashKey["PrefectServer"]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the end-to-end test's Prefect server now if that test will run: its database
+    migration then overlaps the tests before it."""
+    if any(item.path.name == E2E_MODULE for item in items):
+        from prefect_server import PrefectServer
+
+        config.stash[_E2E_SERVER] = PrefectServer()
+
+
+def pytest_unconfigure(config):
+    server = config.stash.get(_E2E_SERVER, None)
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def e2e_prefect_server(request):
+    """The server started at collection, healthy."""
+    server = request.config.stash[_E2E_SERVER]
+    server.wait_until_healthy()
+    return server

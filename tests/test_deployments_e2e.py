@@ -11,68 +11,32 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import CONTRACT_DATA_FILES, copy_sample
+from prefect_server import BIN, PrefectServer, stop
 from slack_receiver import SlackReceiver
 
-from flows.config import FLOW_NAME, PROJECT_ROOT
+from flows.config import FAILURE_AUTOMATION, FLOW_NAME, PROJECT_ROOT, WORK_POOL
 
-BIN = Path(os.environ.get("VIRTUAL_ENV") or PROJECT_ROOT / ".venv") / "bin"
 SCHEDULE_TIMEZONE = "Europe/Paris"
 RUN_TIMEOUT_SECONDS = 300
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"prefect server not healthy after {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 class Stack:
     """The server, the worker and the environment every client process gets."""
 
-    def __init__(self, root: Path, slack: SlackReceiver):
+    def __init__(self, server: PrefectServer, root: Path, slack: SlackReceiver):
         self.root = root
         self.slack = slack
-        self.port = _free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
-        self.ui_url = f"http://127.0.0.1:{self.port}"
-        self.logs: dict[str, Path] = {}
+        self.api_url = server.api_url
+        self.ui_url = server.ui_url
+        self.logs: dict[str, Path] = {"server": server.log}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
         self.env.update(
             PREFECT_HOME=str(root / "client-home"),
@@ -106,15 +70,25 @@ class Stack:
             timeout=300,
         )
 
+    DEPLOY = ("make", "--no-print-directory", "deploy")
+
+    def deploy_env(self) -> dict[str, str]:
+        """`make deploy` gets the Slack URL and the schedule's time zone from the environment."""
+        return {
+            "SLACK_WEBHOOK_URL": self.slack.url,
+            "LEDGERFLOW_SCHEDULE_TIMEZONE": SCHEDULE_TIMEZONE,
+        }
+
     def deploy(self) -> subprocess.CompletedProcess:
-        """`make deploy`, with the Slack URL and the schedule's time zone from the environment."""
-        done = self.run(
-            ["make", "--no-print-directory", "deploy"],
-            SLACK_WEBHOOK_URL=self.slack.url,
-            LEDGERFLOW_SCHEDULE_TIMEZONE=SCHEDULE_TIMEZONE,
-        )
+        done = self.run(list(self.DEPLOY), **self.deploy_env())
         assert done.returncode == 0, done.stdout + done.stderr
         return done
+
+    def deployments_and_automations(self) -> tuple[dict, list]:
+        with self.client() as client:
+            deployments = {d.name: d.id for d in client.read_deployments()}
+            automations = client.read_automations_by_name(FAILURE_AUTOMATION)
+        return deployments, [automation.id for automation in automations]
 
     def client(self):
         from prefect.client.orchestration import get_client
@@ -148,47 +122,47 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(e2e_prefect_server, tmp_path_factory):
+    """Deployed, with a worker; the failing delivery's run and the second `make deploy`
+    are started here, so they overlap (the adhoc deployment runs one flow at a time, so
+    the good delivery's runs start only when the failing one has ended)."""
     root = tmp_path_factory.mktemp("e2e")
     with SlackReceiver() as slack:
-        stack = Stack(root, slack)
-        server = stack.start(
-            "server",
-            [
-                str(BIN / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(stack.port),
-            ],
-            PREFECT_HOME=str(root / "server-home"),
-            PREFECT_UI_URL=stack.ui_url,
-        )
-        worker = None
+        stack = Stack(e2e_prefect_server, root, slack)
         try:
-            _wait_until_healthy(stack.api_url, server)
             stack.first_deploy = stack.deploy()
-            worker = stack.start(
+            stack.deployed = stack.deployments_and_automations()
+            stack.start(
                 "worker",
-                [str(BIN / "prefect"), "worker", "start", "--pool", "ledgerflow-process"],
-                PREFECT_WORKER_QUERY_SECONDS="2",
+                [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL],
+                PREFECT_WORKER_QUERY_SECONDS="1",
+            )
+            stack.failing = start_failing_delivery_run(stack, root / "failing")
+            stack.second_deploy = stack.start(
+                "deploy-again", list(stack.DEPLOY), **stack.deploy_env()
             )
             yield stack
         finally:
             # Workers before the server: a worker without its server keeps retrying.
-            if worker is not None:
-                _stop(worker)
-            _stop(server)
+            for process in stack.processes:
+                stop(process)
+
+
+def start_failing_delivery_run(stack: Stack, folder: Path) -> dict:
+    delivery = copy_sample(folder / "header-only")
+    (delivery / "accounts.csv").write_text("AccountID,CustomerID,Balance,AccountType\n")
+    output = folder / "output"
+    run_id = _started(
+        stack, "adhoc", input_dir=delivery, output_dir=output, warehouse=folder / "wh.duckdb"
+    )
+    return {"run_id": run_id, "output": output}
 
 
 def _deployment_run(stack: Stack, deployment: str, **parameters: str) -> subprocess.Popen:
-    """`prefect deployment run … --watch`, as a user types it."""
+    """`prefect deployment run`, as a user types it."""
     args = [str(BIN / "prefect"), "deployment", "run", f"{FLOW_NAME}/{deployment}"]
     for name, value in parameters.items():
         args += ["-p", f"{name}={value}"]
-    args += ["--watch", "--watch-interval", "1", "--watch-timeout", str(RUN_TIMEOUT_SECONDS)]
     return stack.start(f"run-{deployment}-{len(stack.processes)}", args)
 
 
@@ -214,25 +188,21 @@ def test_make_deploy_creates_everything_and_is_idempotent(stack):
     assert "work pool ledgerflow-process: created" in first
     assert "Slack block ledgerflow-slack: created" in first
     assert "automation ledgerflow-run-failed-to-slack: created" in first
-    with stack.client() as client:
-        before = {d.name: (d.id, d.updated) for d in client.read_deployments()}
-        automations_before = client.read_automations_by_name("ledgerflow-run-failed-to-slack")
-    assert set(before) == {"daily", "adhoc", "marts-only"}
+    deployments, automations = stack.deployed
+    assert set(deployments) == {"daily", "adhoc", "marts-only"}
+    assert len(automations) == 1
 
-    again = stack.deploy().stdout
+    assert stack.second_deploy.wait(timeout=300) == 0, stack.logs["deploy-again"].read_text()
+    again = stack.logs["deploy-again"].read_text()
     for line in (
         "work pool ledgerflow-process: unchanged",
         "Slack block ledgerflow-slack: unchanged",
         "automation ledgerflow-run-failed-to-slack: unchanged",
     ):
         assert line in again
+    assert stack.deployments_and_automations() == (deployments, automations)
     with stack.client() as client:
-        after = {d.name: d.id for d in client.read_deployments()}
-        automations_after = client.read_automations_by_name("ledgerflow-run-failed-to-slack")
-        pool = client.read_work_pool("ledgerflow-process")
-    assert after == {name: ids[0] for name, ids in before.items()}
-    assert [a.id for a in automations_after] == [a.id for a in automations_before]
-    assert pool.type == "process"
+        assert client.read_work_pool(WORK_POOL).type == "process"
 
 
 def test_daily_schedule_created_scheduled_runs_at_two_local_time(stack):
@@ -256,14 +226,8 @@ def test_daily_schedule_created_scheduled_runs_at_two_local_time(stack):
         assert run.parameters["input_dir"] == "data/incoming"
 
 
-def test_a_blocking_check_fails_the_run_publishes_nothing_and_alerts_slack(stack, tmp_path):
-    delivery = copy_sample(tmp_path / "header-only")
-    (delivery / "accounts.csv").write_text("AccountID,CustomerID,Balance,AccountType\n")
-    output = tmp_path / "output"
-
-    run_id = _started(
-        stack, "adhoc", input_dir=delivery, output_dir=output, warehouse=tmp_path / "wh.duckdb"
-    )
+def test_a_blocking_check_fails_the_run_publishes_nothing_and_alerts_slack(stack):
+    run_id, output = stack.failing["run_id"], stack.failing["output"]
     run = stack.wait_for_run(run_id)
 
     assert run.state_name == "Failed"
@@ -279,6 +243,7 @@ def test_a_blocking_check_fails_the_run_publishes_nothing_and_alerts_slack(stack
 
 
 def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, tmp_path):
+    stack.wait_for_run(stack.failing["run_id"])  # one adhoc run at a time
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterName,
@@ -314,10 +279,38 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
         }
     assert done.id in {run.id for run in history}
     assert any(name.startswith("model stg_accounts") for name in task_names)  # dbt nodes as tasks
+    # dbt's lineage as assets: account_summary materialized from its intermediate models.
+    lineage = materialized_assets(stack, "/marts/account_summary")
+    summary_asset = next(key for key in lineage if key.endswith("/marts/account_summary"))
+    assert summary_asset.startswith("duckdb://")
+    assert {key.rsplit("/", 1)[1] for key in lineage[summary_asset]} >= {
+        "int_savings_accounts_interest_calculated"
+    }
 
     summary = stack.slack.wait_for(f"run `{done.name}`: *warned*, outputs published")
     assert "Published: account_summary 32 rows, customer_profile 21 rows" in summary
     assert "Quarantined accounts: 27" in summary
+
+
+def materialized_assets(stack: Stack, expected_suffix: str) -> dict[str, set[str]]:
+    """Each asset materialized so far -> the upstream assets its event names, once an asset
+    ending in `expected_suffix` is among them (the server stores events in batches)."""
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    name = EventNameFilter(name=["prefect.asset.materialization.succeeded"])
+    deadline = time.monotonic() + 30
+    with stack.client() as client:
+        while True:
+            events = client.read_events(EventFilter(event=name), limit=50).events
+            lineage = {
+                event.resource.id: {r.id for r in event.related if r.role == "asset"}
+                for event in events
+            }
+            if any(key.endswith(expected_suffix) for key in lineage):
+                return lineage
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no materialization of *{expected_suffix}: {lineage}")
+            time.sleep(1)
 
 
 def test_ledgerflow_status_reads_the_history_from_the_server(stack):
