@@ -13,16 +13,17 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-from flows import prefect_task_overhead  # noqa: F401  (before any dbt node runs)
 from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, RAW_SCHEMA
 from flows.errors import LayerFailed
 from flows.warehouse_connection import connect
+
+if TYPE_CHECKING:
+    from prefect_dbt import PrefectDbtRunner
 
 TEST_RESOURCE_TYPES = {"test", "unit_test"}
 MAX_KEYS_SHOWN = 10
@@ -129,6 +130,12 @@ class DbtProject:
         os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
         os.environ["LEDGERFLOW_DUCKDB_MEMORY_LIMIT"] = DUCKDB_MEMORY_LIMIT
         if self._runner is None:
+            # Imported here, not with the module: dbt and prefect-dbt take ~4 s to import, and
+            # a run that finds its delivery unchanged never needs them.
+            from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+            from flows import prefect_task_overhead  # noqa: F401  (before any dbt node runs)
+
             settings = PrefectDbtSettings(
                 project_dir=DBT_PROJECT_DIR,
                 profiles_dir=DBT_PROJECT_DIR,
