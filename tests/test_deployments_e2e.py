@@ -137,6 +137,9 @@ def stack(e2e_prefect_server, tmp_path_factory):
                 [str(BIN / "prefect"), "worker", "start", "--pool", WORK_POOL],
                 PREFECT_WORKER_QUERY_SECONDS="1",
             )
+            # One warehouse for both deliveries, as in production: a failed delivery must
+            # leave it fit for the next one.
+            stack.warehouse = root / "warehouse.duckdb"
             stack.failing = start_failing_delivery_run(stack, root / "failing")
             stack.second_deploy = stack.start(
                 "deploy-again", list(stack.DEPLOY), **stack.deploy_env()
@@ -153,7 +156,7 @@ def start_failing_delivery_run(stack: Stack, folder: Path) -> dict:
     (delivery / "accounts.csv").write_text("AccountID,CustomerID,Balance,AccountType\n")
     output = folder / "output"
     run_id = _started(
-        stack, "adhoc", input_dir=delivery, output_dir=output, warehouse=folder / "wh.duckdb"
+        stack, "adhoc", input_dir=delivery, output_dir=output, warehouse=stack.warehouse
     )
     return {"run_id": run_id, "output": output}
 
@@ -243,7 +246,6 @@ def test_a_blocking_check_fails_the_run_publishes_nothing_and_alerts_slack(stack
 
 
 def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, tmp_path):
-    stack.wait_for_run(stack.failing["run_id"])  # one adhoc run at a time
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterName,
@@ -251,9 +253,11 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
         FlowRunFilterId,
     )
 
+    stack.wait_for_run(stack.failing["run_id"])  # one adhoc run at a time
+
     delivery = copy_sample(tmp_path / "good")
     output = tmp_path / "output"
-    parameters = {"input_dir": delivery, "output_dir": output, "warehouse": tmp_path / "wh.duckdb"}
+    parameters = {"input_dir": delivery, "output_dir": output, "warehouse": stack.warehouse}
 
     first = _started(stack, "adhoc", **parameters)
     second = _started(stack, "adhoc", **parameters)
