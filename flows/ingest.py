@@ -55,7 +55,7 @@ def ingest_delivery(
 
     `known_sha256`: the files' hashes if the caller has just computed them (reading a large
     file once is enough)."""
-    files = {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
+    files = delivery_paths(input_dir)
     for path in files.values():
         if not path.is_file():
             raise InputError(path.name, f"file not found in {input_dir}")
@@ -76,6 +76,11 @@ def ingest_delivery(
             con.execute("rollback")
             raise
     return results
+
+
+def delivery_paths(input_dir: Path) -> dict[str, Path]:
+    """Each raw table and the delivery file it is loaded from."""
+    return {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
 
 
 def file_sha256(path: Path) -> str:
@@ -169,7 +174,7 @@ def _load_file(
         f"select sha256, row_count from {RAW_SCHEMA}._current_files where table_name = ?",
         [table],
     ).fetchone()
-    if current is not None and current[0] == sha256 and _table_exists(con, table):
+    if current is not None and current[0] == sha256 and raw_table_exists(con, table):
         return IngestedFile(table, path.name, sha256, current[1], loaded_at, extras, False)
 
     rows = _copy_csv_into_raw(con, table, path, header, loaded_at)
@@ -193,7 +198,7 @@ def _first_loaded_at(con: duckdb.DuckDBPyConnection, file_name: str, sha256: str
     return loaded_at
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def raw_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
         con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",

@@ -29,7 +29,6 @@ from pathlib import Path
 from flows.checks import CheckResult
 from flows.config import (
     DBT_PROJECT_DIR,
-    DELIVERY_FILES,
     LAYERS,
     PROJECT_ROOT,
     QUARANTINE_BLOCK_RATE,
@@ -38,7 +37,7 @@ from flows.config import (
 )
 from flows.dbt_layers import freshness_check, target_path
 from flows.expectations import EXPECTATIONS_DIR
-from flows.ingest import file_sha256
+from flows.ingest import delivery_paths, file_sha256, raw_table_exists
 from flows.publish import EXPORTS, JOURNAL_NAME
 from flows.warehouse_connection import connect
 
@@ -81,7 +80,7 @@ class PublishedRun:
 def delivery_sha256(input_dir: Path) -> dict[str, str] | None:
     """The content hash of each delivery file; None if one is missing (the full path
     then reports it properly)."""
-    paths = {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
+    paths = delivery_paths(input_dir)
     if not all(path.is_file() for path in paths.values()):
         return None
     return {table: file_sha256(path) for table, path in paths.items()}
@@ -166,12 +165,7 @@ def remember_published_run(
 
 def _read_record(warehouse: Path) -> PublishedRun | None:
     with connect(warehouse) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [RAW_SCHEMA, RECORD_TABLE.split(".")[1]],
-        ).fetchone()[0]
-        if not exists:
+        if not raw_table_exists(con, RECORD_TABLE.split(".")[1]):
             return None
         row = con.execute(f"select record from {RECORD_TABLE}").fetchone()
     return PublishedRun(**json.loads(row[0])) if row else None

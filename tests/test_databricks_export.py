@@ -431,15 +431,16 @@ def test_default_retry_options() -> None:
     assert export_table.retry_condition_fn is retry_on_transient
 
 
+# A workspace configured through the environment, as resolve_settings reads it.
+WORKSPACE_ENV = {
+    "DATABRICKS_HOST": "adb-1.azuredatabricks.net",
+    "DATABRICKS_TOKEN": TOKEN,
+    "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc123",
+}
+
+
 def test_settings_never_show_the_token() -> None:
-    settings = resolve_settings(
-        {
-            "DATABRICKS_HOST": "adb-1.azuredatabricks.net",
-            "DATABRICKS_TOKEN": TOKEN,
-            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc123",
-            "LEDGERFLOW_DATABRICKS_CATALOG": "bank",
-        }
-    )
+    settings = resolve_settings({**WORKSPACE_ENV, "LEDGERFLOW_DATABRICKS_CATALOG": "bank"})
     assert settings.target is not None
     assert settings.target.warehouse_id == "abc123"
     assert settings.target.table_name("account_summary") == "bank.ledgerflow.account_summary"
@@ -453,14 +454,7 @@ def test_a_missing_warehouse_is_named() -> None:
 
 
 def test_names_that_would_need_quoting_are_refused() -> None:
-    settings = resolve_settings(
-        {
-            "DATABRICKS_HOST": "adb-1.net",
-            "DATABRICKS_TOKEN": TOKEN,
-            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc123",
-            "LEDGERFLOW_DATABRICKS_SCHEMA": "ledger'; drop",
-        }
-    )
+    settings = resolve_settings({**WORKSPACE_ENV, "LEDGERFLOW_DATABRICKS_SCHEMA": "ledger'; drop"})
     assert settings.target is None
     assert settings.invalid.startswith("LEDGERFLOW_DATABRICKS_SCHEMA=")
 
