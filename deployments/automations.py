@@ -7,6 +7,7 @@ covers runs started outside a deployment against the same server.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from prefect.automations import Automation
@@ -49,9 +50,22 @@ def failure_automation(slack_block_id: str) -> Automation:
 
 
 def _spec(automation: Automation) -> dict:
-    return automation.model_dump(
+    spec = automation.model_dump(
         mode="json", include={"name", "description", "trigger", "actions", "enabled"}
     )
+    return _sorted_string_lists(spec)
+
+
+def _sorted_string_lists(value: Any) -> Any:
+    """The trigger's `expect` and `after` are sets, dumped as lists in whatever order the
+    set iterates, which differs between two equal sets built differently: compare them
+    sorted, or an unchanged automation reads as changed now and then."""
+    if isinstance(value, dict):
+        return {key: _sorted_string_lists(item) for key, item in value.items()}
+    if isinstance(value, list):
+        items = [_sorted_string_lists(item) for item in value]
+        return sorted(items) if all(isinstance(item, str) for item in items) else items
+    return value
 
 
 async def ensure_failure_automation(slack_block_id: str | None) -> str:

@@ -363,3 +363,22 @@ def test_the_webhook_url_appears_nowhere(stack):
     assert secret not in " ".join(str(artifact.data) for artifact in artifacts)
     assert secret not in stack.all_logs_text()
     assert secret not in " ".join(stack.slack.texts())
+
+
+def test_the_automation_compares_its_event_sets_in_any_order():
+    """`make deploy` compares the automation it wants with the server's; the trigger's
+    event sets come back as lists in set-iteration order, which is not stable."""
+    from deployments.automations import _sorted_string_lists, _spec, failure_automation
+
+    spec = _spec(failure_automation("00000000-0000-0000-0000-000000000001"))
+    assert spec["trigger"]["expect"] == [
+        "prefect.flow-run.Crashed",
+        "prefect.flow-run.Failed",
+        "prefect.flow-run.TimedOut",
+    ]
+    # Lists of strings are sets to compare; lists of objects (the actions) keep their order.
+    actions = [{"type": "b"}, {"type": "a"}]
+    assert _sorted_string_lists({"expect": ["b", "a"], "actions": actions}) == {
+        "expect": ["a", "b"],
+        "actions": actions,
+    }
