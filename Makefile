@@ -10,7 +10,7 @@ PREFECT_PORT ?= 4200
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install run test lint clean server deploy worker status bench
+.PHONY: install run test lint clean server deploy worker status bench generate
 
 install: $(STAMP)
 
@@ -49,9 +49,19 @@ ACCOUNTS ?= 1000000
 bench: install
 	$(BIN)/python tests/benchmarks/run_bench.py --accounts $(ACCOUNTS) $(BENCH_ARGS)
 
+# A synthetic delivery (a development tool): make generate ARGS="--out DIR --customers N".
+generate: install
+	PYTHONPATH=tests $(BIN)/python -m tools.generate $(ARGS)
+
+# Python with ruff; the dbt project's SQL with sqlfluff, rendered twice by dbt: as a first
+# build sees the models, and as a nightly (incremental) run does.
+LINT_WAREHOUSE := $(CURDIR)/dbt_project/target/lint.duckdb
 lint: install
 	$(BIN)/ruff check flows deployments tests
 	$(BIN)/ruff format --check flows deployments tests
+	cd dbt_project && LEDGERFLOW_WAREHOUSE=$(LINT_WAREHOUSE) ../$(BIN)/sqlfluff lint models tests
+	cd dbt_project && LEDGERFLOW_WAREHOUSE=$(LINT_WAREHOUSE) ../$(BIN)/sqlfluff lint \
+		--config .sqlfluff-incremental models tests
 
 clean:
 	rm -rf output $(DEMO_WAREHOUSE) dbt_project/target dbt_project/logs .bench

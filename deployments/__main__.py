@@ -31,7 +31,7 @@ async def ensure_server_objects() -> list[str]:
 
 def ensure_databricks_block() -> str:
     """Databricks host and token as a block, so workers need only DATABRICKS_HTTP_PATH."""
-    from flows.databricks_export import save_credentials_block_from_env
+    from flows.external.databricks import save_credentials_block_from_env
 
     if save_credentials_block_from_env():
         return "Databricks credentials block: saved from DATABRICKS_HOST and DATABRICKS_TOKEN"

@@ -3,7 +3,6 @@
     ledgerflow run [--input-dir DIR] [--output-dir DIR] [--warehouse FILE]
                    [--select LAYER ...] [--full-refresh]
     ledgerflow status      the pipeline's run history on the Prefect server (PREFECT_API_URL)
-    ledgerflow generate    a realistic delivery of any size, or the next one (benchmarks)
 
 Exit codes (the data contract's): 0 published; 1 blocking checks failed, nothing
 published; 2 bad input or usage, nothing published; 3 published, but an export beyond
@@ -16,7 +15,6 @@ import argparse
 import sys
 
 from flows.config import DEFAULT_INPUT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WAREHOUSE, LAYERS
-from flows.generate_command import add_generate_parser, run_generate
 
 EXIT_USAGE = 2
 
@@ -59,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the pipeline last succeeded, what it published, what failed last "
         "(from the Prefect server PREFECT_API_URL names)",
     )
-    add_generate_parser(commands)
     return parser
 
 
@@ -69,13 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_pipeline(args)
     if args.command == "status":
         return show_status()
-    if args.command == "generate":
-        return run_generate(args)
     return EXIT_USAGE
 
 
 def show_status() -> int:
-    from flows.run_status import NoServer, status_report
+    from flows.status import NoServer, status_report
 
     try:
         print(status_report())

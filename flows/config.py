@@ -25,14 +25,6 @@ DEFAULT_WAREHOUSE = PROJECT_ROOT / "data" / "warehouse.duckdb"
 
 FLOW_NAME = "account-summary-pipeline"
 
-# The input files of a delivery and their required columns, as the contract names them.
-# Header names are matched case-insensitively after trimming; the raw tables use the
-# lower-cased names.
-DELIVERY_FILES: dict[str, tuple[str, ...]] = {
-    "customers": ("CustomerID", "Name", "HasLoan"),
-    "accounts": ("AccountID", "CustomerID", "Balance", "AccountType"),
-}
-
 RAW_SCHEMA = "raw"
 
 # dbt layers in build order; `--select` picks a subset, always run in this order.
@@ -113,7 +105,7 @@ class PipelineSettings:
         )
 
 
-# --- Databricks export (flows/databricks_export.py) -------------------------------------
+# --- Databricks export (flows/external/databricks.py) -------------------------------------
 # Read when an export starts, not at import, so a deployment's environment is the one used.
 # The connection comes from the same variables dbt's `databricks` target reads
 # (dbt_project/profiles.yml), or from a DatabricksCredentials block (host and token; the
@@ -131,8 +123,6 @@ DATABRICKS_SCHEMA_VAR = "LEDGERFLOW_DATABRICKS_SCHEMA"
 DATABRICKS_SCHEMA_DEFAULT = "ledgerflow"
 DATABRICKS_VOLUME_VAR = "LEDGERFLOW_DATABRICKS_VOLUME"
 DATABRICKS_VOLUME_DEFAULT = "exports"
-# The published Parquet files exported, each to the table of the same name.
-DATABRICKS_EXPORT_TABLES: tuple[str, ...] = ("account_summary", "customer_profile")
 # Transient failures are retried 3 times after 1, 2, 4 s (x backoff), with jitter so that
 # many runs failing together do not retry in lockstep.
 DATABRICKS_RETRIES = 3

@@ -9,7 +9,9 @@ Two ways to run the pipeline in tests:
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +20,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows import ingest, publish
-from flows.config import DBT_LAYERS, DEFAULT_INPUT_DIR
-from flows.dbt_layers import DbtProject
+from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DEFAULT_INPUT_DIR
+from flows.steps.dbt_layers import DbtProject
+from flows.steps.ingest import ingest_delivery
+from flows.steps.publish import write_data_files
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -57,13 +60,42 @@ def run_steps(
 ) -> StepsRun:
     """Ingest, build every dbt layer and write the exports: the flow's steps, no Prefect."""
     run_at = run_at or datetime.now(UTC)
-    ingest.ingest_delivery(input_dir, warehouse)
+    ingest_delivery.fn(input_dir, warehouse)
     project = DbtProject(warehouse, run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), full_refresh)
     for layer in DBT_LAYERS:
         project.build_layer(layer)
     output_dir.mkdir(parents=True, exist_ok=True)
-    publish.write_exports(warehouse, output_dir)
+    write_data_files(warehouse, output_dir)
     return StepsRun(warehouse, output_dir, run_at)
+
+
+DBT = Path(sys.executable).with_name("dbt")
+
+
+def run_dbt(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The dbt command on the project, with its target and log folders under `folder` (so
+    the pipeline's own dbt folders are never touched); output captured, never raising."""
+    return subprocess.run(
+        [
+            str(DBT),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(folder / "target"),
+            "--log-path",
+            str(folder / "logs"),
+        ],
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def write_delivery(folder: Path, customers: str | bytes, accounts: str | bytes) -> Path:

@@ -214,3 +214,12 @@ def test_sample_exercises_every_quarantine_reason():
     assert len(out.account_summary) == 32
     assert sum(customer_counts.values()) == 19
     assert sum(account_counts.values()) == 27
+
+
+def test_the_projects_trim_removes_what_python_strip_removes():
+    """The one definition of the whitespace set (dbt_project.yml, read by the cleaning
+    macros and the tools) is exactly what the contract names: Python's str.strip()."""
+    from tools.whitespace import whitespace_code_points
+
+    stripped = [code for code in range(0x110000) if chr(code).isspace()]
+    assert list(whitespace_code_points()) == stripped

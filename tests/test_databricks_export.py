@@ -1,6 +1,6 @@
 """The Databricks export against a workspace on loopback (tests/fake_databricks.py).
 
-The published Parquet files come from flows/publish.py's own export code, run on a small
+The published Parquet files come from flows/steps/publish.py's own export code, run on a small
 warehouse holding marts tables of the contract's types. Each export runs inside a Prefect
 flow on the session's test server, so each table is a real task run with real retries; the
 delays are read both from the task runs' AwaitingRetry states (exact) and from when the
@@ -32,9 +32,8 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.sorting import LogSort
 from prefect.logging.handlers import APILogWorker
 
-from flows import databricks_export, publish
-from flows.databricks_api import TransientExportError
-from flows.databricks_export import (
+from flows.external import databricks as databricks_export
+from flows.external.databricks import (
     ARTIFACT_KEY,
     ExportOutcome,
     RetryPolicy,
@@ -46,6 +45,8 @@ from flows.databricks_export import (
     retry_on_transient,
     save_credentials_block_from_env,
 )
+from flows.external.databricks_client import TransientExportError
+from flows.steps import publish
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -59,7 +60,7 @@ QUICK = Timeouts(request_seconds=5, statement_wait_seconds=0, poll_seconds=0.01)
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """The output folder of a small run: flows/publish.py writes every file from marts and
+    """The output folder of a small run: flows/steps/publish.py writes every file from marts and
     quarantine tables created with the contract's types."""
     root = tmp_path_factory.mktemp("published")
     warehouse = root / "warehouse.duckdb"
@@ -101,7 +102,7 @@ def published(tmp_path_factory) -> Path:
             )
     output = root / "output"
     output.mkdir()
-    publish.write_exports(warehouse, output)
+    publish.write_data_files(warehouse, output)
     return output
 
 

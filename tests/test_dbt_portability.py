@@ -9,18 +9,14 @@ Databricks SQL rejects or reads differently; the scanner is shown to fail on a s
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import run_dbt
 
 from flows.config import DBT_PROJECT_DIR
-
-DBT = Path(sys.executable).with_name("dbt")
 
 # The documented command, exactly; the folders are added after it.
 OFFLINE_COMPILE = [
@@ -167,22 +163,7 @@ def scan_sql(sql: str, file: str) -> list[Finding]:
 def databricks_compiled(tmp_path_factory) -> Path:
     """The whole project compiled for Databricks, offline, once for this module."""
     root = tmp_path_factory.mktemp("databricks-compile")
-    command = [
-        str(DBT),
-        *OFFLINE_COMPILE,
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(root / "target"),
-        "--log-path",
-        str(root / "logs"),
-    ]
-    env = {**os.environ, **DUMMY_DATABRICKS_ENV}
-    done = subprocess.run(
-        command, check=False, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = run_dbt(root, *OFFLINE_COMPILE, env=DUMMY_DATABRICKS_ENV)
     assert done.returncode == 0, f"offline compile failed:\n{done.stdout[-4000:]}{done.stderr}"
     return root / "target" / "compiled"
 

@@ -1,4 +1,4 @@
-"""The synthetic delivery generator (`ledgerflow generate`), judged by the contract oracle.
+"""The synthetic delivery generator (tests/tools/), judged by the contract oracle.
 
 Small sizes only: the generator is SQL, so what holds for a thousand rows holds for ten
 million; the benchmark (tests/benchmarks/) is where size matters.
@@ -6,7 +6,6 @@ million; the benchmark (tests/benchmarks/) is where size matters.
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections import Counter
 from decimal import Decimal
@@ -15,9 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_DIR
 from contract_oracle import ACCOUNT_REASONS, CUSTOMER_REASONS, expected_outputs
-
-from flows.delivery_generator import generate_delivery, generate_next_delivery
-from flows.generate_command import add_generate_parser, run_generate
+from tools.delivery_generator import generate_delivery, generate_next_delivery
+from tools.generate import main as generate
 
 FILES = ("customers.csv", "accounts.csv")
 
@@ -166,11 +164,8 @@ def test_next_delivery_of_the_bundled_sample_keeps_its_header(tmp_path):
 
 
 def test_generate_command_exit_codes(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="ledgerflow")
-    add_generate_parser(parser.add_subparsers(dest="command"))
-
     def run(*argv: str) -> int:
-        return run_generate(parser.parse_args(["generate", *argv]))
+        return generate(list(argv))
 
     assert run("--out", str(tmp_path / "d1"), "--customers", "50", "--seed", "9") == 0
     assert "50 customers" in capsys.readouterr().out
@@ -185,4 +180,4 @@ def test_generate_command_exit_codes(tmp_path, capsys):
         run("--out", str(tmp_path / "d1"), "--from", str(tmp_path / "d1"), "--change-rate", "0.1")
         == 2
     )
-    assert "ledgerflow generate:" in capsys.readouterr().err
+    assert "generate:" in capsys.readouterr().err

@@ -1,8 +1,9 @@
-"""Great Expectations suites (flows/expectations.py, expectations/*.json).
+"""Great Expectations suites (flows/steps/expectations.py, expectations/*.json).
 
 The bundled sample passes every expectation; planted defects on a copy of its warehouse
 fail the named expectation at error severity, with the offending key or value in the
-message. The runs share one GX import and one validation per warehouse.
+message. The shipped suites hold only what dbt does not test (the delivery as a whole,
+tables against each other); suites an operator adds run the same way. The runs share one GX import and one validation per warehouse.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.checks import CheckResult
-from flows.expectations import EXPECTATIONS_DIR, RELATIONS, run_expectation_suites
+from flows.quality.checks import CheckResult
+from flows.steps.expectations import EXPECTATIONS_DIR, RELATIONS, validate_expectations
 
 
 def by_name(results: list[CheckResult]) -> dict[tuple[str, str], CheckResult]:
@@ -30,9 +31,13 @@ def failing(results: list[CheckResult]) -> set[tuple[str, str]]:
 def sample_results(sample_run) -> list[CheckResult]:
     # A default-config connection stays open meanwhile, as dbt's may in the flow's process.
     with duckdb.connect(str(sample_run.warehouse)) as held:
-        results = run_expectation_suites(sample_run.warehouse)
+        results = validate_expectations.fn(sample_run.warehouse)
         held.execute("select 1").fetchall()
     return results
+
+
+# The suites the project ships: the delivery as a whole, and marts against staging.
+SHIPPED_SUITES = {"raw_customers", "raw_accounts", "account_summary", "customer_profile"}
 
 
 def test_suites_are_gx_json_one_per_relation():
@@ -46,25 +51,34 @@ def test_suites_are_gx_json_one_per_relation():
         assert suite.to_json_dict() == data, path.name
         assert suite.name == path.stem
         names.add(suite.name)
-    assert names == set(RELATIONS)
+    assert names == SHIPPED_SUITES
+    assert names <= set(RELATIONS)
+
+
+def test_suites_hold_only_what_dbt_does_not_test():
+    """GX checks the delivery as a whole and tables against each other; a rule about one
+    model's rows is a dbt test, so no shipped expectation is row-level on a dbt model."""
+    row_level = {"expect_column_values_to_be_unique", "expect_column_values_to_not_be_null"}
+    for path in EXPECTATIONS_DIR.glob("*.json"):
+        for expectation in json.loads(path.read_text())["expectations"]:
+            if not path.stem.startswith("raw_"):
+                assert expectation["type"].startswith("expect_table_"), (path.name, expectation)
+            elif expectation["type"] in row_level:
+                assert expectation["kwargs"]["column"] == "_source_line"
 
 
 def test_sample_passes_every_expectation(sample_results):
-    assert len(sample_results) >= 20
+    assert len(sample_results) == 10
     assert [r for r in sample_results if r.status != "pass"] == []
     assert {r.kind for r in sample_results} == {"expectation"}
     assert {r.severity for r in sample_results} == {"error"}
-    assert {r.model for r in sample_results} == set(RELATIONS)
+    assert {r.model for r in sample_results} == SHIPPED_SUITES
     # One name per expectation of a model: the report tells them apart by name.
     assert len(by_name(sample_results)) == len(sample_results)
     names = by_name(sample_results)
     for key in [
-        ("account_summary", "expect_column_values_to_be_unique_account_id"),
-        ("account_summary", "expect_column_values_to_be_between_interest_rate_pct"),
         ("account_summary", "expect_table_row_count_to_be_between"),
         ("customer_profile", "expect_table_row_count_to_equal"),
-        ("stg_accounts", "expect_column_values_to_be_in_set_account_type"),
-        ("stg_customers", "expect_column_values_to_be_in_set_has_loan"),
         ("raw_accounts", "expect_table_columns_to_match_set"),
         ("raw_customers", "expect_column_values_to_be_unique__source_line"),
     ]:
@@ -74,13 +88,6 @@ def test_sample_passes_every_expectation(sample_results):
 def plant_defects(warehouse: Path) -> dict[str, object]:
     """Defects in marts, staging's base table and raw; returns the planted keys."""
     with duckdb.connect(str(warehouse)) as con:
-        (rate_account,) = con.execute(
-            "select min(account_id) from marts.account_summary"
-        ).fetchone()
-        con.execute(
-            "update marts.account_summary set interest_rate_pct = 0.03 where account_id = ?",
-            [rate_account],
-        )
         duplicate, null_loan = con.execute(
             "select min(customer_id), max(customer_id) from marts.customer_profile"
         ).fetchone()
@@ -102,13 +109,9 @@ def plant_defects(warehouse: Path) -> dict[str, object]:
             "and quarantine_reason is null",
             [bad_type_account],
         )
+        con.execute("update raw.customers set _source_line = 3 where _source_line = 4")
         con.execute("delete from raw.accounts")
-    return {
-        "rate_account": rate_account,
-        "duplicate": duplicate,
-        "null_loan": null_loan,
-        "bad_type_account": bad_type_account,
-    }
+    return {"duplicate": duplicate, "null_loan": null_loan, "bad_type_account": bad_type_account}
 
 
 @pytest.fixture(scope="module")
@@ -119,17 +122,14 @@ def defects(sample_run, tmp_path_factory):
         con.execute("checkpoint")
     shutil.copy(sample_run.warehouse, warehouse)
     planted = plant_defects(warehouse)
-    return warehouse, planted, run_expectation_suites(warehouse)
+    return warehouse, planted, validate_expectations.fn(warehouse)
 
 
 def test_planted_defects_fail_exactly_their_expectations(defects):
     _, _, results = defects
     assert failing(results) == {
-        ("account_summary", "expect_column_values_to_be_between_interest_rate_pct"),
-        ("customer_profile", "expect_column_values_to_be_unique_customer_id"),
         ("customer_profile", "expect_table_row_count_to_equal"),
-        ("customer_profile", "expect_column_values_to_not_be_null_has_loan"),
-        ("stg_accounts", "expect_column_values_to_be_in_set_account_type"),
+        ("raw_customers", "expect_column_values_to_be_unique__source_line"),
         ("raw_accounts", "expect_table_row_count_to_be_between"),
     }
     for result in results:
@@ -138,48 +138,20 @@ def test_planted_defects_fail_exactly_their_expectations(defects):
             assert result.message
 
 
-def test_rate_outside_range_names_the_value_and_account(defects):
-    _, planted, results = defects
-    check = by_name(results)[
-        ("account_summary", "expect_column_values_to_be_between_interest_rate_pct")
-    ]
-    assert check.message.startswith(
-        "Found 1 row in account_summary: interest_rate_pct outside [0.01, 0.025]: [0.03"
-    )
-    assert f"account_id [{planted['rate_account']}]" in check.message
+def test_a_repeated_line_names_the_value(defects):
+    _, _, results = defects
+    check = by_name(results)[("raw_customers", "expect_column_values_to_be_unique__source_line")]
+    assert check.message == "Found 2 rows in raw_customers: _source_line not unique: [3, 3]"
+    assert check.failures == 2
 
 
-def test_duplicate_customer_names_the_key_and_breaks_the_row_count(defects):
-    warehouse, planted, results = defects
-    checks = by_name(results)
-    unique = checks[("customer_profile", "expect_column_values_to_be_unique_customer_id")]
-    key = planted["duplicate"]
-    assert (
-        unique.message
-        == f"Found 2 rows in customer_profile: customer_id not unique: [{key}, {key}]"
-    )
+def test_a_duplicate_customer_breaks_the_row_count_against_staging(defects):
+    warehouse, _, results = defects
     with duckdb.connect(str(warehouse)) as con:
         (customers,) = con.execute("select count(*) from staging.stg_customers").fetchone()
-    row_count = checks[("customer_profile", "expect_table_row_count_to_equal")]
+    row_count = by_name(results)[("customer_profile", "expect_table_row_count_to_equal")]
     assert row_count.message == (
         f"customer_profile has {customers + 1} rows, expected {customers} (rows of stg_customers)"
-    )
-
-
-def test_null_has_loan_names_the_customer(defects):
-    _, planted, results = defects
-    check = by_name(results)[("customer_profile", "expect_column_values_to_not_be_null_has_loan")]
-    assert check.message == (
-        f"Found 1 row in customer_profile: has_loan is NULL: customer_id [{planted['null_loan']}]"
-    )
-
-
-def test_invalid_account_type_in_staging_names_value_and_account(defects):
-    _, planted, results = defects
-    check = by_name(results)[("stg_accounts", "expect_column_values_to_be_in_set_account_type")]
-    assert check.message == (
-        "Found 1 row in stg_accounts: account_type not in [savings, checking]: [loan] "
-        f"(account_id [{planted['bad_type_account']}])"
     )
 
 
@@ -187,6 +159,42 @@ def test_empty_raw_table_fails_the_row_count(defects):
     _, _, results = defects
     check = by_name(results)[("raw_accounts", "expect_table_row_count_to_be_between")]
     assert check.message == "raw_accounts has 0 rows, expected at least 1"
+
+
+def write_suite(folder: Path, name: str, expectations: list[dict]) -> None:
+    suite = {"name": name, "id": None, "expectations": expectations, "meta": {}, "notes": None}
+    (folder / f"{name}.json").write_text(json.dumps(suite))
+
+
+def test_an_operator_suite_names_values_and_keys(defects, tmp_path):
+    """Any suite an operator adds is run the same way; its failures name the offending
+    values and the relation's key."""
+    warehouse, planted, _ = defects
+    write_suite(
+        tmp_path,
+        "stg_accounts",
+        [
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "kwargs": {"column": "account_type", "value_set": ["savings", "checking"]},
+            }
+        ],
+    )
+    write_suite(
+        tmp_path,
+        "customer_profile",
+        [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "has_loan"}}],
+    )
+    checks = by_name(validate_expectations.fn(warehouse, suites_dir=tmp_path))
+    in_set = checks[("stg_accounts", "expect_column_values_to_be_in_set_account_type")]
+    assert in_set.message == (
+        "Found 1 row in stg_accounts: account_type not in [savings, checking]: [loan] "
+        f"(account_id [{planted['bad_type_account']}])"
+    )
+    not_null = checks[("customer_profile", "expect_column_values_to_not_be_null_has_loan")]
+    assert not_null.message == (
+        f"Found 1 row in customer_profile: has_loan is NULL: customer_id [{planted['null_loan']}]"
+    )
 
 
 def test_every_connection_is_closed(defects):
@@ -198,21 +206,18 @@ def test_every_connection_is_closed(defects):
 
 def test_a_suite_can_mark_an_expectation_as_warning(defects, tmp_path):
     warehouse, _, _ = defects
-    suite = json.loads((EXPECTATIONS_DIR / "account_summary.json").read_text())
+    suite = json.loads((EXPECTATIONS_DIR / "raw_accounts.json").read_text())
     for expectation in suite["expectations"]:
-        if expectation["kwargs"].get("column") == "interest_rate_pct":
+        if expectation["type"] == "expect_table_row_count_to_be_between":
             expectation["meta"] = {"severity": "warn"}
-    (tmp_path / "account_summary.json").write_text(json.dumps(suite))
+    (tmp_path / "raw_accounts.json").write_text(json.dumps(suite))
 
-    results = by_name(run_expectation_suites(warehouse, suites_dir=tmp_path))
+    results = by_name(validate_expectations.fn(warehouse, suites_dir=tmp_path))
 
-    check = results[("account_summary", "expect_column_values_to_be_between_interest_rate_pct")]
+    check = results[("raw_accounts", "expect_table_row_count_to_be_between")]
     assert (check.status, check.severity, check.blocking) == ("warn", "warn", False)
-    assert "[0.03" in check.message
-    assert (
-        results[("account_summary", "expect_column_values_to_not_be_null_interest_rate_pct")].status
-        == "pass"
-    )
+    assert check.message == "raw_accounts has 0 rows, expected at least 1"
+    assert results[("raw_accounts", "expect_table_columns_to_match_set")].status == "pass"
 
 
 def test_missing_relations_and_columns_fail_with_a_reason(tmp_path):
@@ -232,7 +237,7 @@ def test_missing_relations_and_columns_fail_with_a_reason(tmp_path):
             "0.00::decimal(18,2) as total_annual_interest_amount"
         )
 
-    results = run_expectation_suites(warehouse)
+    results = validate_expectations.fn(warehouse)
     checks = by_name(results)
 
     assert checks[("raw_customers", "expect_table_columns_to_match_set")].message == (
@@ -250,8 +255,4 @@ def test_missing_relations_and_columns_fail_with_a_reason(tmp_path):
     row_count = checks[("customer_profile", "expect_table_row_count_to_equal")]
     assert row_count.status == "fail"
     assert "staging.stg_customers does not exist" in row_count.message
-    assert (
-        checks[("customer_profile", "expect_column_values_to_be_unique_customer_id")].status
-        == "pass"
-    )
     duckdb.connect(str(warehouse), read_only=True).close()

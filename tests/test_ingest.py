@@ -8,7 +8,9 @@ import pytest
 from conftest import write_delivery
 
 from flows.errors import InputError
-from flows.ingest import ingest_delivery
+from flows.steps.ingest import ingest_delivery as ingest_task
+
+ingest_delivery = ingest_task.fn
 
 GOOD_CUSTOMERS = "CustomerID,Name,HasLoan\n1,Ann,yes\n2,Bob,no\n"
 GOOD_ACCOUNTS = (

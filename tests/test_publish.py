@@ -6,20 +6,37 @@ import json
 
 import duckdb
 import pytest
+from conftest import CONTRACT_DATA_FILES
 
-from flows import publish
+from flows.contract import mart_columns
+from flows.steps import publish
+
+
+def test_the_published_files_are_the_contracts():
+    assert sorted(publish.PUBLISHED_DATA_FILES) == sorted(CONTRACT_DATA_FILES)
+
+
+def test_a_mart_file_holds_the_dbt_contracts_columns_in_order(sample_run):
+    """The published columns are read from the dbt marts contract, not written again."""
+    import pyarrow.parquet as pq
+
+    for mart in ("account_summary", "customer_profile"):
+        parquet = pq.read_schema(sample_run.output_dir / f"{mart}.parquet")
+        assert parquet.names == list(mart_columns(mart))
+        header = (sample_run.output_dir / f"{mart}.csv").read_text().splitlines()[0]
+        assert header.split(",") == list(mart_columns(mart))
 
 
 def test_a_publish_interrupted_after_its_journal_is_completed_by_the_next(sample_run, tmp_path):
     output = tmp_path / "output"
-    publish.publish_outputs(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
+    publish.publish_outputs.fn(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
     # Simulate a crash half-way through run-2's moves: staging complete, journal written,
     # only some files moved.
     staging = output / ".publish-run-2"
     staging.mkdir()
-    publish.write_exports(sample_run.warehouse, staging)
+    publish.write_data_files(sample_run.warehouse, staging)
     (staging / publish.REPORT_NAME).write_text(json.dumps({"run_id": "run-2"}))
-    names = [*publish.EXPORTS, publish.REPORT_NAME]
+    names = [*publish.PUBLISHED_FILES, publish.REPORT_NAME]
     (output / publish.JOURNAL_NAME).write_text(
         json.dumps({"run_id": "run-2", "staging": staging.name, "files": names})
     )
@@ -33,14 +50,14 @@ def test_a_publish_interrupted_after_its_journal_is_completed_by_the_next(sample
 
 def test_a_failed_export_leaves_published_files_and_no_leftovers(sample_run, tmp_path, monkeypatch):
     output = tmp_path / "output"
-    publish.publish_outputs(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
+    publish.publish_outputs.fn(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
     before = {p.name: p.read_bytes() for p in output.iterdir()}
 
     monkeypatch.setitem(
-        publish.EXPORTS, "account_summary.csv", ("csv", "select * from marts.no_such_table")
+        publish.PUBLISHED_FILES, "account_summary.csv", ("csv", "select * from marts.no_such_table")
     )
     with pytest.raises(duckdb.Error, match="no_such_table"):
-        publish.publish_outputs(sample_run.warehouse, output, "run-2", {"run_id": "run-2"})
+        publish.publish_outputs.fn(sample_run.warehouse, output, "run-2", {"run_id": "run-2"})
 
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before
 

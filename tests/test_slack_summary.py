@@ -7,8 +7,8 @@ import pytest
 from prefect import flow
 from slack_receiver import SlackReceiver
 
-from flows import slack
 from flows.config import SLACK_RETRIES
+from flows.external import slack
 
 REPORT = {
     "timestamp": "2026-11-24T02:00:00Z",

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from flows.errors import WarehouseBusy
-from flows.warehouse_lock import exclusive_warehouse
+from flows.runtime.warehouse_lock import exclusive_warehouse
 
 HOLDER = """
 import os, sys, time
 from pathlib import Path
-from flows.warehouse_lock import exclusive_warehouse
+from flows.runtime.warehouse_lock import exclusive_warehouse
 warehouse, ready, mode = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 with exclusive_warehouse(warehouse, "run-A", timeout_seconds=5):
     ready.write_text("held")

@@ -12,6 +12,19 @@
     regexp_like({{ expression }}, '^(?:{{ pattern }})\\z')
 {%- endmacro %}
 
+{#- Whether the regex matches anywhere in the text (not necessarily the whole of it). -#}
+{% macro regex_contains(expression, pattern) -%}
+    {{ return(adapter.dispatch('regex_contains', 'ledgerflow')(expression, pattern)) }}
+{%- endmacro %}
+
+{% macro default__regex_contains(expression, pattern) -%}
+    regexp_matches({{ expression }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro databricks__regex_contains(expression, pattern) -%}
+    regexp_like({{ expression }}, '{{ pattern }}')
+{%- endmacro %}
+
 {#- A cast that yields NULL instead of failing. dbt's own safe_cast is a plain cast on
     dbt-duckdb; both DuckDB and Databricks SQL have try_cast. Callers validate the text
     first: try_cast alone accepts '+42', '1e3' and '.5'. -#}
@@ -46,11 +59,16 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Snapshots use the run's timestamp too, so a version's valid_from is the run that saw it. -#}
-{% macro duckdb__snapshot_get_time() -%}
-    {{ run_timestamp() }}
+{#- A whole-number type wide enough for 10^17 cents x 250 rate units (2.5 x 10^19, past
+    BIGINT), with exact multiplication. -#}
+{% macro exact_integer_type() -%}
+    {{ return(adapter.dispatch('exact_integer_type', 'ledgerflow')()) }}
 {%- endmacro %}
 
-{% macro databricks__snapshot_get_time() -%}
-    {{ run_timestamp() }}
+{% macro default__exact_integer_type() -%}
+    decimal(38, 0)
+{%- endmacro %}
+
+{% macro duckdb__exact_integer_type() -%}
+    hugeint
 {%- endmacro %}

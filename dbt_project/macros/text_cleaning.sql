@@ -1,14 +1,14 @@
-{#- Unicode whitespace exactly as Python's str.strip() and str.split() see it.
-    SQL trim() removes only spaces, which would let tabs, CR and no-break spaces through. -#}
+{#- Unicode whitespace exactly as Python's str.strip() and str.split() see it (the
+    whitespace_code_points var). SQL trim() removes only spaces, which would let tabs, CR
+    and no-break spaces through. -#}
 {% macro unicode_whitespace_code_points() -%}
-    {{ return([9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760,
-               8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202,
-               8232, 8233, 8239, 8287, 12288]) }}
+    {{ return(var('whitespace_code_points')) }}
 {%- endmacro %}
 
-{% macro unicode_whitespace_regex_class() -%}
+{#- A regex character class of that whitespace, less the code points in `except`. -#}
+{% macro unicode_whitespace_regex_class(except=[]) -%}
     {%- set parts = [] -%}
-    {%- for cp in unicode_whitespace_code_points() -%}
+    {%- for cp in unicode_whitespace_code_points() if cp not in except -%}
         {%- do parts.append(regex_backslash() ~ 'x{' ~ '%04x' % cp ~ '}') -%}
     {%- endfor -%}
     [{{ parts | join('') }}]

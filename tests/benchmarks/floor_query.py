@@ -20,12 +20,11 @@ from pathlib import Path
 
 import duckdb
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.whitespace import duckdb_characters
+
 # What Python's str.strip() removes; SQL trim() alone removes only spaces.
-WHITESPACE = (
-    9, 10, 11, 12, 13, 28, 29, 30, 31, 32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196,
-    8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288,
-)  # fmt: skip
-WS = " || ".join(f"chr({code})" for code in WHITESPACE)
+WS = duckdb_characters()
 
 
 def header(path: Path) -> list[str]:

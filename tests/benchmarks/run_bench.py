@@ -43,14 +43,16 @@ from typing import Any
 import duckdb
 from proc_tree import Measured, run_measured
 
-from flows import publish
-from flows.delivery_generator import generate_delivery, generate_next_delivery
-from flows.ingest import delivery_paths, file_sha256
+from flows.steps.ingest import delivery_paths, file_sha256
+from flows.steps.publish import PUBLISHED_DATA_FILES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.delivery_generator import generate_delivery, generate_next_delivery
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
-GENERATOR_SOURCE = PROJECT_ROOT / "flows" / "delivery_generator.py"
+GENERATOR_SOURCE = PROJECT_ROOT / "tests" / "tools" / "delivery_generator.py"
 
 MEMORY_BUDGET_BYTES = 2_500_000_000
 STEPS = (
@@ -65,7 +67,7 @@ STEPS = (
     "publish",
 )
 # The published data files (the quality report aside: it names its run).
-DATA_FILES = tuple(publish.EXPORTS)
+DATA_FILES = PUBLISHED_DATA_FILES
 MARTS = ("account_summary", "customer_profile")
 
 

@@ -1,10 +1,16 @@
-{#- annual_interest_is_rounded_rate asserts column_name = annual_interest(balance, rate):
-    DECIMAL arithmetic, half away from zero to cents. DOUBLE arithmetic or banker's
-    rounding shows up here (14.50 x 0.0100 must give 0.15, not 0.14). Each failing row:
-    the key column(s), balance, rate, the amount held and the amount expected. -#}
+{#- annual_interest_is_rounded_rate asserts that column_name is balance x rate rounded half
+    away from zero to cents, restated in whole numbers rather than with the model's
+    rounding: with c = the amount in cents, b = the balance in cents and r = the rate in
+    basis points (0.0150 = 150), c is right exactly when
+        c x 10000 - 5000 <= b x r < c x 10000 + 5000
+    (for the non-negative amounts this layer holds). DOUBLE arithmetic or banker's
+    rounding shows up here: 14.50 x 0.0100 must give 0.15, not 0.14. Each failing row: the
+    key column(s), balance, rate, the amount held. -#}
 {% macro default__test_annual_interest_is_rounded_rate(
     model, column_name, balance_column, rate_column, key_column
 ) %}
+
+{%- set whole = exact_integer_type() %}
 
 with
 
@@ -15,7 +21,9 @@ amounts as (
         {{ balance_column }} as balance_amount,
         {{ rate_column }} as interest_rate_pct,
         {{ column_name }} as annual_interest_amount,
-        {{ annual_interest(balance_column, rate_column) }} as expected_annual_interest_amount
+        cast({{ balance_column }} * 100 as {{ whole }}) as balance_cents,
+        cast({{ rate_column }} * 10000 as {{ whole }}) as rate_units,
+        cast({{ column_name }} * 100 as {{ whole }}) as annual_interest_cents
 
     from {{ model }}
 
@@ -23,8 +31,17 @@ amounts as (
 
 validation_errors as (
 
-    select * from amounts
-    where annual_interest_amount <> expected_annual_interest_amount
+    select
+        {{ failing_row_columns(key_column) | join(',\n        ') }},
+        balance_amount,
+        interest_rate_pct,
+        annual_interest_amount
+
+    from amounts
+    where not (
+        annual_interest_cents * 10000 - 5000 <= balance_cents * rate_units
+        and balance_cents * rate_units < annual_interest_cents * 10000 + 5000
+    )
 
 )
 

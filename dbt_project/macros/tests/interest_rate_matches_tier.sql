@@ -1,11 +1,14 @@
-{#- interest_rate_matches_tier asserts column_name = interest_rate(balance, has_loan) on
-    every row, with has_loan from the row's customer in `customers` (joined on
-    customer_key). This catches a stale rate, such as an incremental run that missed a
-    customer's loan flip, as well as a rule coded differently from the shared macro.
-    Each failing row: the key column(s), the customer, balance, loan flag, the rate held
-    and the rate expected (NULL when the customer is missing). -#}
+{#- interest_rate_matches_tier asserts that column_name is the rate the contract's tier
+    table gives for the row's balance, plus loan_bonus when the row's customer (from
+    `customers`, joined on customer_key) has a loan. The tiers are the test's own literal
+    restatement of the contract ([lower bound, rate] pairs), not the model's macro, so a
+    wrong rule in the model fails here; a stale rate (an incremental run that missed a
+    customer's loan flip) fails too. Each failing row: the key column(s), the customer,
+    balance, loan flag, the rate held and the rate expected (NULL when the customer is
+    missing). -#}
 {% macro default__test_interest_rate_matches_tier(
-    model, column_name, balance_column, customers, customer_key, has_loan_column, key_column
+    model, column_name, balance_column, customers, tiers, loan_bonus,
+    customer_key, has_loan_column, key_column
 ) %}
 
 with
@@ -31,6 +34,23 @@ customers as (
 
 ),
 
+tiers as (
+
+    {% for lower_bound, rate in tiers -%}
+    select
+        cast({{ lower_bound }} as decimal(18, 2)) as lower_bound_amount,
+        {%- if loop.last %}
+        cast(null as decimal(18, 2)) as upper_bound_amount,
+        {%- else %}
+        cast({{ tiers[loop.index][0] }} as decimal(18, 2)) as upper_bound_amount,
+        {%- endif %}
+        cast({{ rate }} as decimal(6, 4)) as base_rate_pct
+    {% if not loop.last %}union all
+    {% endif %}
+    {%- endfor %}
+
+),
+
 expected_rates as (
 
     select
@@ -38,12 +58,16 @@ expected_rates as (
         customers.has_loan,
         case
             when customers.customer_key is not null
-                then {{ interest_rate('rates.balance_amount', 'customers.has_loan') }}
+                then tiers.base_rate_pct
+                + case when customers.has_loan then {{ loan_bonus }} else 0 end
         end as expected_interest_rate_pct
 
     from rates
     left join customers
         on rates.{{ customer_key }} = customers.customer_key
+    left join tiers
+        on rates.balance_amount >= tiers.lower_bound_amount
+        and (tiers.upper_bound_amount is null or rates.balance_amount < tiers.upper_bound_amount)
 
 ),
 

@@ -1,13 +1,12 @@
-{#- is_trimmed_text asserts that column_name is non-empty and equal to its cleaned form:
-    clean_text (Python str.strip() whitespace, not SQL trim's spaces only) and, when
-    collapse_inner_whitespace, collapse_whitespace too. Each failing row: the key
-    column(s), then the uncleaned text. -#}
+{#- is_trimmed_text asserts that column_name is non-empty and neither starts nor ends with
+    Unicode whitespace (Python str.strip()'s, not SQL trim's spaces only) and, with
+    collapse_inner_whitespace, holds no run of whitespace and none but plain spaces inside.
+    Restated with patterns rather than the cleaning macros, so a cleaning rule coded wrong
+    fails here. Each failing row: the key column(s), then the text. -#}
 {% macro default__test_is_trimmed_text(model, column_name, collapse_inner_whitespace, key_column) %}
 
-{%- set cleaned = clean_text(column_name) -%}
-{%- if collapse_inner_whitespace -%}
-    {%- set cleaned = collapse_whitespace(cleaned) -%}
-{%- endif %}
+{%- set whitespace = unicode_whitespace_regex_class() -%}
+{%- set not_a_space = unicode_whitespace_regex_class(except=[32]) %}
 
 with
 
@@ -25,7 +24,10 @@ validation_errors as (
 
     select * from validation
     where {{ column_name }} = ''
-        or {{ column_name }} <> {{ cleaned }}
+        or {{ regex_contains(column_name, '^' ~ whitespace ~ '|' ~ whitespace ~ '$') }}
+    {%- if collapse_inner_whitespace %}
+        or {{ regex_contains(column_name, whitespace ~ '{2}|' ~ not_a_space) }}
+    {%- endif %}
 
 )
 

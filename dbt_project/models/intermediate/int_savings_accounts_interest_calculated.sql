@@ -22,6 +22,20 @@ savings_accounts as (
 
 ),
 
+interest_calculated as (
+
+    select
+        account_id,
+        customer_id,
+        original_balance_amount,
+        interest_rate_pct,
+        {{ annual_interest('original_balance_amount', 'interest_rate_pct') }}
+            as annual_interest_amount
+
+    from savings_accounts
+
+),
+
 final as (
 
     select
@@ -29,13 +43,11 @@ final as (
         customer_id,
         original_balance_amount,
         interest_rate_pct,
-        {{ annual_interest('original_balance_amount', 'interest_rate_pct') }} as annual_interest_amount,
-        cast(
-            original_balance_amount
-            + {{ annual_interest('original_balance_amount', 'interest_rate_pct') }}
-        as decimal(18, 2)) as new_balance_amount
+        annual_interest_amount,
+        cast(original_balance_amount + annual_interest_amount as decimal(18, 2))
+            as new_balance_amount
 
-    from savings_accounts
+    from interest_calculated
 
 )
 

@@ -41,7 +41,8 @@ changed_accounts as (
     from savings_accounts
     left join published
         on savings_accounts.account_id = published.account_id
-    where published.account_id is null
+    where
+        published.account_id is null
         or savings_accounts.customer_id <> published.customer_id
         or savings_accounts.original_balance_amount <> published.original_balance_amount
         or savings_accounts.interest_rate_pct <> published.interest_rate_pct

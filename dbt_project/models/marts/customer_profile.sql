@@ -50,8 +50,10 @@ final as (
         customers.customer_id,
         customers.customer_name,
         customers.has_loan,
-        cast(coalesce(account_counts.savings_account_count, 0) as bigint) as savings_account_count,
-        cast(coalesce(account_counts.checking_account_count, 0) as bigint) as checking_account_count,
+        cast(coalesce(account_counts.savings_account_count, 0) as bigint)
+            as savings_account_count,
+        cast(coalesce(account_counts.checking_account_count, 0) as bigint)
+            as checking_account_count,
         cast(coalesce(savings_totals.total_savings_balance_amount, 0) as decimal(18, 2))
             as total_savings_balance_amount,
         cast(coalesce(savings_totals.total_annual_interest_amount, 0) as decimal(18, 2))

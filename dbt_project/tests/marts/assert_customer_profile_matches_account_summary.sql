@@ -35,12 +35,12 @@ compared as (
 
     select
         coalesce(customer_profile.customer_id, summary_totals.customer_id) as customer_id,
-        customer_profile.savings_account_count as profile_savings_account_count,
-        coalesce(summary_totals.savings_account_count, 0) as summary_savings_account_count,
-        customer_profile.total_savings_balance_amount as profile_total_savings_balance_amount,
-        coalesce(summary_totals.total_savings_balance_amount, 0) as summary_total_savings_balance_amount,
-        customer_profile.total_annual_interest_amount as profile_total_annual_interest_amount,
-        coalesce(summary_totals.total_annual_interest_amount, 0) as summary_total_annual_interest_amount
+        customer_profile.savings_account_count as profile_savings_count,
+        coalesce(summary_totals.savings_account_count, 0) as summary_savings_count,
+        customer_profile.total_savings_balance_amount as profile_savings_total,
+        coalesce(summary_totals.total_savings_balance_amount, 0) as summary_savings_total,
+        customer_profile.total_annual_interest_amount as profile_interest_total,
+        coalesce(summary_totals.total_annual_interest_amount, 0) as summary_interest_total
 
     from customer_profile
     full outer join summary_totals
@@ -51,9 +51,10 @@ compared as (
 validation_errors as (
 
     select * from compared
-    where profile_savings_account_count is distinct from summary_savings_account_count
-        or profile_total_savings_balance_amount is distinct from summary_total_savings_balance_amount
-        or profile_total_annual_interest_amount is distinct from summary_total_annual_interest_amount
+    where
+        profile_savings_count is distinct from summary_savings_count
+        or profile_savings_total is distinct from summary_savings_total
+        or profile_interest_total is distinct from summary_interest_total
 
 )
 

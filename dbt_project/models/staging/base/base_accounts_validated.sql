@@ -65,20 +65,29 @@ row_reasons as (
 
 ),
 
+-- Duplicates count only rows that passed every earlier rule, by the trimmed id text.
+passing_rows_per_id as (
+
+    select
+        *,
+        sum(case when row_reason is null then 1 else 0 end)
+            over (partition by account_id)
+            as passing_rows_with_account_id
+
+    from row_reasons
+
+),
+
 duplicate_reasons as (
 
     select
         *,
         coalesce(
             row_reason,
-            case
-                when sum(case when row_reason is null then 1 else 0 end)
-                    over (partition by account_id) > 1
-                    then 'duplicate_account_id'
-            end
+            case when passing_rows_with_account_id > 1 then 'duplicate_account_id' end
         ) as own_reason
 
-    from row_reasons
+    from passing_rows_per_id
 
 ),
 

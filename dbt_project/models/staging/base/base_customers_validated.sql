@@ -56,6 +56,18 @@ row_reasons as (
 
 -- Duplicates count only rows that passed every earlier rule, by the parsed id, and all
 -- of them are quarantined: which one is right needs a person.
+passing_rows_per_id as (
+
+    select
+        *,
+        sum(case when row_reason is null then 1 else 0 end)
+            over (partition by customer_id)
+            as passing_rows_with_customer_id
+
+    from row_reasons
+
+),
+
 final as (
 
     select
@@ -67,17 +79,13 @@ final as (
         has_loan,
         coalesce(
             row_reason,
-            case
-                when sum(case when row_reason is null then 1 else 0 end)
-                    over (partition by customer_id) > 1
-                    then 'duplicate_customer_id'
-            end
+            case when passing_rows_with_customer_id > 1 then 'duplicate_customer_id' end
         ) as quarantine_reason,
         _source_file,
         _source_line,
         _loaded_at
 
-    from row_reasons
+    from passing_rows_per_id
 
 )
 

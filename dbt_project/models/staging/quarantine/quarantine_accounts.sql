@@ -9,4 +9,7 @@
     )
 }}
 
-{{ quarantine_history(ref('base_accounts_validated'), ['raw_account_id', 'raw_customer_id', 'raw_balance', 'raw_account_type']) }}
+{{ quarantine_history(
+    ref('base_accounts_validated'),
+    ['raw_account_id', 'raw_customer_id', 'raw_balance', 'raw_account_type'],
+) }}

@@ -9,4 +9,7 @@
     )
 }}
 
-{{ quarantine_history(ref('base_customers_validated'), ['raw_customer_id', 'raw_name', 'raw_has_loan']) }}
+{{ quarantine_history(
+    ref('base_customers_validated'),
+    ['raw_customer_id', 'raw_name', 'raw_has_loan'],
+) }}

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from flows.artifacts import METRICS_KEY, SUMMARY_KEY
 from flows.config import FLOW_NAME
+from flows.contract import MART_SOURCES
+from flows.quality.artifacts import METRICS_KEY, SUMMARY_KEY
 
 # A run cancelled because another was already running is not a failure.
 FAILED_STATE_TYPES = ("FAILED", "CRASHED")
-PUBLISHED_TABLES = (("accounts", "account_summary"), ("customers", "customer_profile"))
 
 
 class NoServer(Exception):
@@ -127,7 +127,7 @@ def _published(client, run) -> list[str]:
         values = {row["metric"]: row["value"] for row in json.loads(str(metrics.data))}
         counts = [
             f"{mart} {values[f'rows.{table}.{mart}']} rows"
-            for table, mart in PUBLISHED_TABLES
+            for mart, table in MART_SOURCES.items()
             if f"rows.{table}.{mart}" in values
         ]
         output_dir = (run.parameters or {}).get("output_dir") or "the default output folder"

@@ -5,6 +5,7 @@ Secrets never reach here: the report holds counts, check names and offending key
 
 from __future__ import annotations
 
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 # Artifact keys may hold only lower-case letters, digits and dashes.
@@ -48,6 +49,7 @@ def metrics_rows(report: dict) -> list[dict]:
     return rows
 
 
+@task(name="report-artifacts")
 def create_report_artifacts(report: dict, published: bool) -> None:
     create_markdown_artifact(
         key=SUMMARY_KEY,

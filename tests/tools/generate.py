@@ -1,8 +1,10 @@
-"""`ledgerflow generate`: synthetic deliveries for benchmarks and load tests.
+"""Synthetic deliveries for benchmarks and load tests (a development tool, not the pipeline).
 
-    ledgerflow generate --out DIR --customers N [--accounts-per-customer F]
-                        [--dirty-rate R] [--seed S]
-    ledgerflow generate --out DIR --from DIR --change-rate R [--seed S]
+    make generate ARGS="--out DIR --customers N [--accounts-per-customer F]
+                        [--dirty-rate R] [--seed S]"
+    make generate ARGS="--out DIR --from DIR --change-rate R [--seed S]"
+
+(`PYTHONPATH=tests .venv/bin/python -m tools.generate ...` is the same.)
 
 The first form writes a first delivery; the second the next night's delivery after an
 existing one. The same arguments always write the same bytes.
@@ -17,11 +19,10 @@ from pathlib import Path
 EXIT_USAGE = 2
 
 
-def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    generate = subparsers.add_parser(
-        "generate",
-        help="write a synthetic delivery (or the next one after an existing delivery)",
-        description=__doc__.split("\n\n")[0],
+def build_parser() -> argparse.ArgumentParser:
+    generate = argparse.ArgumentParser(
+        prog="generate",
+        description="write a synthetic delivery (or the next one after an existing delivery)",
     )
     generate.add_argument("--out", required=True, help="folder to write the two CSV files to")
     generate.add_argument("--customers", type=int, help="number of customers (first delivery)")
@@ -53,10 +54,10 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     return generate
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    # Imported here so `ledgerflow --help` does not load DuckDB.
-    from flows.delivery_generator import generate_delivery, generate_next_delivery
+def main(argv: list[str] | None = None) -> int:
+    from tools.delivery_generator import generate_delivery, generate_next_delivery
 
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     try:
         if args.base is not None:
@@ -76,7 +77,7 @@ def run_generate(args: argparse.Namespace) -> int:
             out, args.customers, args.accounts_per_customer, args.dirty_rate, args.seed
         )
     except ValueError as error:
-        print(f"ledgerflow generate: {error}", file=sys.stderr)
+        print(f"generate: {error}", file=sys.stderr)
         return EXIT_USAGE
     print(
         f"wrote {out}: {result.customers:,} customers ({result.dirty_customers:,} to "
@@ -84,3 +85,7 @@ def run_generate(args: argparse.Namespace) -> int:
         f"in {result.seconds:.1f} s"
     )
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,7 @@ from flows.config import (
     SLACK_WEBHOOK_SECRET_BLOCK,
     SLACK_WEBHOOK_URL_ENV,
 )
+from flows.quality.report import published_rows
 
 MAX_FAILURES_SHOWN = 5
 
@@ -53,7 +54,6 @@ def webhook_url() -> SecretStr | None:
 def quality_summary(report: dict, published: bool, run_name: str, run_url: str | None) -> str:
     """The report in a few lines: status, pass rate, failures, quarantine, published or not."""
     summary = report["summary"]
-    rows = report["metrics"].get("rows", {})
     outcome = "published" if published else "NOT published"
     lines = [
         f"*{FLOW_NAME}* run `{run_name}`: *{report['status']}*, outputs {outcome}",
@@ -75,11 +75,8 @@ def quality_summary(report: dict, published: bool, run_name: str, run_url: str |
         detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
         lines.append(f"Quarantined {table}: {sum(reasons.values())} ({detail or 'none'})")
     if published:
-        lines.append(
-            "Published: account_summary "
-            f"{rows.get('accounts', {}).get('account_summary', 0)} rows, customer_profile "
-            f"{rows.get('customers', {}).get('customer_profile', 0)} rows"
-        )
+        counts = ", ".join(f"{mart} {n} rows" for mart, n in published_rows(report).items())
+        lines.append(f"Published: {counts}")
     for table, export in report["metrics"].get("exports", {}).items():
         lines.append(f"Databricks {table}: {export['status']} {export['message']}".rstrip())
     if run_url:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from flows.checks import CheckResult
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, RAW_SCHEMA
 from flows.errors import LayerFailed
-from flows.warehouse_connection import connect
+from flows.quality.checks import CheckResult
+from flows.runtime.compat import share_prefect_state_across_dbt_node_threads
+from flows.runtime.warehouse import connect
 
 if TYPE_CHECKING:
     from prefect_dbt import PrefectDbtRunner
@@ -38,26 +39,39 @@ class LayerResult:
     failed_nodes: tuple[str, ...] = ()
 
 
-def target_path(warehouse: Path) -> Path:
+def target_path(warehouse: Path, project_dir: Path = DBT_PROJECT_DIR) -> Path:
     """dbt's target folder for a warehouse: runs against different warehouses never share
     dbt's artifacts; runs against the same one are serialised."""
     digest = hashlib.sha1(str(warehouse).encode()).hexdigest()[:10]
-    return DBT_PROJECT_DIR / "target" / f"{warehouse.stem}-{digest}"
+    return project_dir / "target" / f"{warehouse.stem}-{digest}"
 
 
 class DbtProject:
-    """The project's dbt, pointed at one warehouse with one run's timestamp."""
+    """The project's dbt (or a copy of it, in `project_dir`), pointed at one warehouse with
+    one run's timestamp."""
 
-    def __init__(self, warehouse: Path, run_at: str, full_refresh: bool = False):
+    def __init__(
+        self,
+        warehouse: Path,
+        run_at: str,
+        full_refresh: bool = False,
+        project_dir: Path = DBT_PROJECT_DIR,
+    ):
         self.warehouse = warehouse
         self.run_at = run_at
         self.full_refresh = full_refresh
-        self.target_path = target_path(warehouse)
+        self.project_dir = project_dir
+        self.target_path = target_path(warehouse, project_dir)
         self._runner: PrefectDbtRunner | None = None
 
-    def build_layer(self, layer: str) -> LayerResult:
-        """Build the layer's models or snapshots and run their tests."""
+    def build_layer(self, layer: str, unit_tests: bool = True) -> LayerResult:
+        """Build the layer's models or snapshots and run their tests.
+
+        A failing unit test skips its model; `unit_tests=False` builds the models whatever
+        their unit tests say (to see what a wrong rule writes)."""
         args = ["build", "--select", DBT_LAYERS[layer]]
+        if not unit_tests:
+            args += ["--exclude", "resource_type:unit_test"]
         if self.full_refresh:
             args.append("--full-refresh")
         return self._run_layer(layer, args)
@@ -91,15 +105,6 @@ class DbtProject:
             raise LayerFailed(layer, shown + more, result=layer_result)
         return layer_result
 
-    def source_freshness(self) -> list[CheckResult]:
-        try:
-            outcome = self._invoke(["source", "freshness"])
-        except ValueError as error:
-            raise LayerFailed("source", _one_line(str(error))) from error
-        if outcome.result is None:
-            raise LayerFailed("source", f"dbt source freshness could not run: {outcome.exception}")
-        return [_freshness_check(r) for r in outcome.result.results]
-
     def _test_check(self, result: Any) -> CheckResult:
         node = result.node
         status = {"pass": "pass", "warn": "warn"}.get(_status(result), "fail")
@@ -122,6 +127,7 @@ class DbtProject:
             status=status,
             severity="warn" if status == "warn" else severity,
             message=message,
+            failures=result.failures if _resource_type(result) == "test" else None,
         )
 
     def _invoke(self, args: list[str]) -> Any:
@@ -134,15 +140,14 @@ class DbtProject:
             # a run that finds its delivery unchanged never needs them.
             from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
-            from flows import prefect_task_overhead  # noqa: F401  (before any dbt node runs)
-
+            share_prefect_state_across_dbt_node_threads()
             settings = PrefectDbtSettings(
-                project_dir=DBT_PROJECT_DIR,
-                profiles_dir=DBT_PROJECT_DIR,
+                project_dir=self.project_dir,
+                profiles_dir=self.project_dir,
                 target_path=self.target_path,
             )
             # raise_on_failure=False: the layer decides what failed, from run results, so
-            # the error can name it (and prefect-dbt trips an assertion on freshness errors).
+            # the error can name it.
             # One runner for the whole run: it parses manifest.json once, not per layer.
             self._runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
         return self._runner.invoke(args)
@@ -176,7 +181,8 @@ def describe_failing_rows(
     """'Found N failing rows in <model>: <key column> [k1, k2, …]' from the test's own query.
 
     The first column of a test's failing rows is its key: the tested column for dbt's
-    built-in tests, the key column for the project's generic tests.
+    built-in tests, the key column for the project's generic tests. A key on several
+    failing rows (a duplicate) is named once.
     """
     try:
         with connect(warehouse) as con:
@@ -184,12 +190,13 @@ def describe_failing_rows(
                 f"select * from ({compiled_sql}) as failing_rows limit {MAX_KEYS_SHOWN}"
             )
             key_column = cursor.description[0][0]
-            keys = [row[0] for row in cursor.fetchall()]
+            shown_rows = [row[0] for row in cursor.fetchall()]
     except duckdb.Error:
         return ""
-    count = failures if failures is not None else len(keys)
+    count = failures if failures is not None else len(shown_rows)
+    keys = dict.fromkeys(shown_rows)
     shown = ", ".join("NULL" if key is None else str(key) for key in keys)
-    more = f", … {count - len(keys)} more" if count > len(keys) else ""
+    more = f", … {count - len(shown_rows)} more" if count > len(shown_rows) else ""
     return f"Found {count} failing rows in {model}: {key_column} [{shown}{more}]"
 
 
@@ -201,27 +208,3 @@ def _source_name(node: Any) -> str:
         return f"source:{sources[0][-1]}"
     depends_on = getattr(getattr(node, "depends_on", None), "nodes", None) or []
     return ", ".join(unique_id.split(".")[-1] for unique_id in depends_on)
-
-
-def _freshness_check(result: Any) -> CheckResult:
-    newest = getattr(result, "max_loaded_at", None)
-    has_rows = newest is not None and newest.year >= 1900  # dbt reports an empty table as year 1
-    age_hours = float(getattr(result, "age", 0) or 0) / 3600
-    return freshness_check(result.node.name, _status(result), age_hours if has_rows else None)
-
-
-def freshness_check(source: str, dbt_status: str, age_hours: float | None) -> CheckResult:
-    """A source freshness result as a check; `age_hours` is None for a source with no rows."""
-    outcome = {"pass": "pass", "warn": "warn"}.get(dbt_status, "fail")
-    if age_hours is None:
-        message = f"{source} holds no rows, so it has no load time ({dbt_status})"
-    else:
-        message = f"newest data in {source} is {age_hours:.1f} h old ({dbt_status})"
-    return CheckResult(
-        name=f"source_freshness_{source}",
-        model=f"source:{source}",
-        kind="source_freshness",
-        status=outcome,
-        severity="warn" if outcome == "warn" else "error",
-        message="" if outcome == "pass" else message,
-    )

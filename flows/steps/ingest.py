@@ -21,10 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+from prefect import task
 
-from flows.config import DELIVERY_FILES, RAW_SCHEMA
+from flows.config import RAW_SCHEMA
+from flows.contract import DELIVERY_FILES
 from flows.errors import InputError
-from flows.warehouse_connection import connect
+from flows.runtime.log import step_logger
+from flows.runtime.warehouse import connect
 
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -48,13 +51,16 @@ class _Header:
     line: int  # physical line of the header record
 
 
+@task(name="ingest-delivery")
 def ingest_delivery(
     input_dir: Path, warehouse: Path, known_sha256: dict[str, str] | None = None
 ) -> list[IngestedFile]:
     """Load every delivery file whose content the warehouse does not hold yet.
 
     `known_sha256`: the files' hashes if the caller has just computed them (reading a large
-    file once is enough)."""
+    file once is enough). Never retried: every failure here is the data's, and the same
+    bytes fail the same way.
+    """
     files = delivery_paths(input_dir)
     for path in files.values():
         if not path.is_file():
@@ -75,7 +81,23 @@ def ingest_delivery(
         except BaseException:
             con.execute("rollback")
             raise
+    _log_ingested(results)
     return results
+
+
+def _log_ingested(files: list[IngestedFile]) -> None:
+    logger = step_logger(__name__)
+    for loaded in files:
+        verb = "loaded" if loaded.reloaded else "unchanged, not re-loaded"
+        logger.info(
+            "%s: %s rows %s (sha256 %s)", loaded.file_name, loaded.rows, verb, loaded.sha256[:12]
+        )
+        if loaded.extra_columns:
+            logger.warning(
+                "%s has extra columns, kept in raw: %s",
+                loaded.file_name,
+                ", ".join(loaded.extra_columns),
+            )
 
 
 def delivery_paths(input_dir: Path) -> dict[str, Path]:

@@ -13,6 +13,7 @@ class CheckResult:
     status: str  # pass, warn or fail
     severity: str  # error (blocks publishing) or warn
     message: str = ""
+    failures: int | None = None  # failing rows, where the check counts rows
 
     @property
     def blocking(self) -> bool:

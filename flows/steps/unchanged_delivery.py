@@ -11,9 +11,9 @@ successful publish left them:
 - the output folder's data files (size and modification time),
 - and no run since then changed the warehouse,
 
-it re-measures source freshness (the one check that depends on the clock), carries every
-other check over from that publish, and replaces only the quality report. Anything else
-takes the full path. The record lives in the warehouse (`raw._published_run`), like the
+the flow re-measures source freshness (the one check that depends on the clock, with the
+same step as every run), carries every other check over from that publish, and replaces
+only the quality report. Anything else takes the full path. The record lives in the warehouse (`raw._published_run`), like the
 load times, so a new Prefect home does not lose it.
 """
 
@@ -22,11 +22,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 
-from flows.checks import CheckResult
+from prefect import task
+
 from flows.config import (
     DBT_PROJECT_DIR,
     LAYERS,
@@ -35,11 +35,11 @@ from flows.config import (
     QUARANTINE_WARN_RATE,
     RAW_SCHEMA,
 )
-from flows.dbt_layers import freshness_check, target_path
-from flows.expectations import EXPECTATIONS_DIR
-from flows.ingest import delivery_paths, file_sha256, raw_table_exists
-from flows.publish import EXPORTS, JOURNAL_NAME
-from flows.warehouse_connection import connect
+from flows.quality.checks import CheckResult
+from flows.runtime.warehouse import connect
+from flows.steps.expectations import EXPECTATIONS_DIR
+from flows.steps.ingest import delivery_paths, file_sha256, raw_table_exists
+from flows.steps.publish import JOURNAL_NAME, PUBLISHED_DATA_FILES
 
 RECORD_TABLE = f"{RAW_SCHEMA}._published_run"
 
@@ -55,8 +55,6 @@ _CODE_FOLDERS = (
 _CODE_FILES = (DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml")
 _CODE_SUFFIXES = {".sql", ".yml", ".yaml", ".json", ".py", ".csv"}
 _VERSIONED_PACKAGES = ("dbt-core", "dbt-duckdb", "duckdb", "great_expectations")
-
-_PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,26 @@ class PublishedRun:
 
     def carried_checks(self) -> list[CheckResult]:
         return [CheckResult(**check) for check in self.checks]
+
+
+@task(name="check-unchanged-delivery")
+def check_unchanged_delivery(
+    input_dir: Path,
+    output_dir: Path,
+    warehouse: Path,
+    select: tuple[str, ...],
+    full_refresh: bool,
+) -> tuple[dict[str, str] | None, PublishedRun | None]:
+    """The delivery's content hashes, and the last publish if this run would only repeat it.
+
+    Hashes are None for a run that does not cover the whole pipeline (it publishes what the
+    warehouse holds, not what a delivery gives)."""
+    if not covers_whole_pipeline(select):
+        return None, None
+    hashes = delivery_sha256(input_dir)
+    if full_refresh:
+        return hashes, None
+    return hashes, find_reusable_publish(warehouse, output_dir, hashes)
 
 
 def delivery_sha256(input_dir: Path) -> dict[str, str] | None:
@@ -102,7 +120,7 @@ def code_fingerprint() -> str:
 
 def published_files_state(output_dir: Path) -> dict[str, list[int]]:
     state = {}
-    for name in EXPORTS:
+    for name in PUBLISHED_DATA_FILES:
         path = output_dir / name
         if path.is_file():
             stat = path.stat()
@@ -114,7 +132,7 @@ def find_reusable_publish(
     warehouse: Path, output_dir: Path, input_sha256: dict[str, str] | None
 ) -> PublishedRun | None:
     """The last publish, if this run would only reproduce it; else None."""
-    if input_sha256 is None or not warehouse.exists() or not manifest_path(warehouse).is_file():
+    if input_sha256 is None or not warehouse.exists():
         return None
     previous = _read_record(warehouse)
     if previous is None:
@@ -124,7 +142,7 @@ def find_reusable_publish(
         and previous.input_sha256 == input_sha256
         and not (output_dir / JOURNAL_NAME).exists()
         and previous.files == published_files_state(output_dir)
-        and len(previous.files) == len(EXPORTS)
+        and len(previous.files) == len(PUBLISHED_DATA_FILES)
         and previous.code_fingerprint == code_fingerprint()
     )
     return previous if reusable else None
@@ -138,6 +156,7 @@ def forget_published_run(warehouse: Path) -> None:
         con.execute(f"drop table if exists {RECORD_TABLE}")
 
 
+@task(name="remember-published-run")
 def remember_published_run(
     warehouse: Path,
     run_id: str,
@@ -169,47 +188,6 @@ def _read_record(warehouse: Path) -> PublishedRun | None:
             return None
         row = con.execute(f"select record from {RECORD_TABLE}").fetchone()
     return PublishedRun(**json.loads(row[0])) if row else None
-
-
-def manifest_path(warehouse: Path) -> Path:
-    return target_path(warehouse) / "manifest.json"
-
-
-def source_freshness(warehouse: Path) -> list[CheckResult]:
-    """dbt's source freshness, measured the way dbt does (newest `_loaded_at` against now,
-    in UTC) with the thresholds dbt resolved into its manifest at the last full run."""
-    manifest = json.loads(manifest_path(warehouse).read_text())
-    now = datetime.now(UTC).replace(tzinfo=None)
-    checks = []
-    with connect(warehouse) as con:
-        for source in manifest["sources"].values():
-            freshness = source.get("freshness") or {}
-            column = source.get("loaded_at_field")
-            if not column or not (freshness.get("warn_after") or freshness.get("error_after")):
-                continue
-            (newest,) = con.execute(
-                f'select max("{column}") from {source["schema"]}."{source["identifier"]}"'
-            ).fetchone()
-            checks.append(_freshness_check(source["name"], newest, now, freshness))
-    return sorted(checks, key=lambda check: check.name)
-
-
-def _freshness_check(
-    source: str, newest: datetime | None, now: datetime, freshness: dict
-) -> CheckResult:
-    def exceeded(threshold: dict | None) -> bool:
-        if not threshold or not threshold.get("count"):
-            return False
-        return now - newest > threshold["count"] * _PERIODS[threshold["period"]]
-
-    if newest is None:
-        return freshness_check(source, "error", None)
-    status = "pass"
-    if exceeded(freshness.get("error_after")):
-        status = "error"
-    elif exceeded(freshness.get("warn_after")):
-        status = "warn"
-    return freshness_check(source, status, (now - newest).total_seconds() / 3600)
 
 
 def covers_whole_pipeline(select: tuple[str, ...]) -> bool:

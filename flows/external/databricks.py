@@ -1,7 +1,7 @@
 """Load the published Parquet files into Unity Catalog tables, the way Databricks
 recommends for bulk data: one file upload, then one set-based statement.
 
-For each table in DATABRICKS_EXPORT_TABLES (account_summary, customer_profile):
+For each published mart (account_summary, customer_profile; flows/contract.py):
 
 1. upload `<output>/<table>.parquet` through the Files API to the run-scoped volume path
    `/Volumes/<catalog>/<schema>/<volume>/ledgerflow/<run id>/<table>.parquet`;
@@ -38,13 +38,11 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import asdict, dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import httpx
 import pyarrow.parquet as pq
-import yaml
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -55,7 +53,8 @@ from prefect.tasks import Task, exponential_backoff
 from pydantic import SecretStr
 
 from flows import config
-from flows.databricks_api import (
+from flows.contract import PUBLISHED_MARTS, mart_columns
+from flows.external.databricks_client import (
     DatabricksClient,
     ExportError,
     PermanentExportError,
@@ -65,7 +64,6 @@ from flows.databricks_api import (
     redact,
 )
 
-MARTS_CONTRACT = config.DBT_PROJECT_DIR / "models" / "marts" / "_marts__models.yml"
 TASK_NAME = "export-databricks"
 ARTIFACT_KEY = "databricks-export"
 SKIPPED = "Skipped"
@@ -157,7 +155,7 @@ def export_to_databricks(
         retry_jitter_factor=retry.jitter_factor,
     )
     outcomes = []
-    for table in config.DATABRICKS_EXPORT_TABLES:
+    for table in PUBLISHED_MARTS:
         state = export(
             table=table,
             parquet=output_dir / f"{table}.parquet",
@@ -312,27 +310,13 @@ def load_statement(table: str, volume_path: str) -> str:
     """CREATE OR REPLACE TABLE ... AS SELECT from the uploaded file, typed by the contract."""
     columns = ",\n    ".join(
         f"cast(`{name}` as {databricks_type(data_type)}) as `{name}`"
-        for name, data_type in contract_columns(table).items()
+        for name, data_type in mart_columns(table).items()
     )
     return (
         "CREATE OR REPLACE TABLE IDENTIFIER(:target_table) AS\n"
         f"SELECT\n    {columns}\n"
         f"FROM read_files({_sql_string(volume_path)}, format => 'parquet')"
     )
-
-
-@cache
-def _contract() -> dict[str, dict[str, str]]:
-    models = yaml.safe_load(MARTS_CONTRACT.read_text(encoding="utf-8"))["models"]
-    return {
-        model["name"]: {column["name"]: column["data_type"] for column in model["columns"]}
-        for model in models
-    }
-
-
-def contract_columns(table: str) -> dict[str, str]:
-    """The table's columns and types, in order, as the dbt marts contract declares them."""
-    return dict(_contract()[table])
 
 
 def databricks_type(data_type: str) -> str:
@@ -347,7 +331,7 @@ def check_parquet(table: str, parquet: Path) -> int:
         raise PermanentExportError(f"{parquet.name} is not in the output folder")
     file = pq.ParquetFile(parquet)
     found = list(file.schema_arrow.names)
-    expected = list(contract_columns(table))
+    expected = list(mart_columns(table))
     if found != expected:
         raise PermanentExportError(
             f"{parquet.name} has columns {found}, the marts contract says {expected}"

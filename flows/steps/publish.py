@@ -4,6 +4,9 @@ The run's files are written by DuckDB into a hidden folder beside the published 
 then moved into place. The moves are journalled: if a process dies half-way, the next
 publish (or read of the folder through `recover_interrupted_publish`) completes them, so
 a reader sees either every file of a run or every file of the previous one.
+
+What each mart file holds is the dbt marts contract's columns, in its order and types
+(`flows/contract.py` reads it); the files are sorted by the mart's key.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from flows.warehouse_connection import connect
+from prefect import task
+
+from flows.contract import DELIVERY_FILES, PUBLISHED_MARTS, mart_columns, raw_value_column
+from flows.runtime.warehouse import connect
 
 JOURNAL_NAME = ".publish-journal.json"
 FAILED_DIR_NAME = "failed"
@@ -23,6 +30,7 @@ REPORT_NAME = "quality_report.json"
 # unless it is a plain number.
 _FORMULA_START = r"^[=+\-@\t\r]"
 _PLAIN_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_TEXT_TYPES = {"string", "text", "varchar"}
 
 
 def _csv_text(column: str, alias: str | None = None) -> str:
@@ -37,72 +45,53 @@ def _csv_timestamp(column: str) -> str:
     return f"strftime({column}, '%Y-%m-%dT%H:%M:%S.%fZ') as {column}"
 
 
-_ACCOUNT_SUMMARY_COLUMNS = (
-    "customer_id, original_balance_amount, interest_rate_pct, "
-    "annual_interest_amount, new_balance_amount"
-)
-_CUSTOMER_PROFILE_COLUMNS = (
-    "has_loan, savings_account_count, checking_account_count, "
-    "total_savings_balance_amount, total_annual_interest_amount"
-)
+def _csv_column(name: str, data_type: str) -> str:
+    """A mart column as the CSV shows it: text escaped against formulas, timestamps in
+    ISO 8601 UTC with a Z, numbers as their type prints them."""
+    if data_type in _TEXT_TYPES:
+        return _csv_text(name)
+    if data_type == "timestamp":
+        return _csv_timestamp(name)
+    return name
 
 
-def _quarantine_csv(table: str, raw_columns: dict[str, str]) -> str:
-    raw = ", ".join(_csv_text(column, f'"{header}"') for column, header in raw_columns.items())
+def _parquet_column(name: str, data_type: str) -> str:
+    # UTC-adjusted in Parquet, so that no reader takes it for local time.
+    return f"cast({name} as timestamptz) as {name}" if data_type == "timestamp" else name
+
+
+def _mart_query(mart: str, column_sql: Callable[[str, str], str]) -> str:
+    """The mart's contract columns in order, sorted by its key: the byte order of the
+    stored value (the table's column, not the escaped alias of the select)."""
+    columns = ", ".join(column_sql(name, kind) for name, kind in mart_columns(mart).items())
+    return f"select {columns} from marts.{mart} order by {mart}.{PUBLISHED_MARTS[mart]}"
+
+
+def _quarantine_query(table: str) -> str:
+    """This delivery's quarantined rows: the raw values as delivered under the contract's
+    header names, the reason, where each came from and since when."""
+    raw = ", ".join(
+        _csv_text(raw_value_column(header), f'"{header}"') for header in DELIVERY_FILES[table]
+    )
     return f"""
         select {raw}, quarantine_reason, _source_file, _source_line,
                {_csv_timestamp("first_quarantined_at")}
-        from staging.{table}
+        from staging.quarantine_{table}
         where resolved_at is null
         order by _source_line
     """
 
 
-# Each published file and the query that writes it. Sorting is part of the contract:
-# byte order of account_id, numeric customer_id, source line for quarantine.
-EXPORTS: dict[str, tuple[str, str]] = {
-    "account_summary.csv": (
-        "csv",
-        f"""select {_csv_text("account_id")}, {_ACCOUNT_SUMMARY_COLUMNS},
-                   {_csv_timestamp("calculated_at")}
-            from marts.account_summary order by account_summary.account_id""",
-    ),
-    "account_summary.parquet": (
-        "parquet",
-        f"""select account_id, {_ACCOUNT_SUMMARY_COLUMNS},
-                   cast(calculated_at as timestamptz) as calculated_at
-            from marts.account_summary order by account_id""",
-    ),
-    "customer_profile.csv": (
-        "csv",
-        f"""select customer_id, {_csv_text("customer_name")}, {_CUSTOMER_PROFILE_COLUMNS}
-            from marts.customer_profile order by customer_id""",
-    ),
-    "customer_profile.parquet": (
-        "parquet",
-        f"""select customer_id, customer_name, {_CUSTOMER_PROFILE_COLUMNS}
-            from marts.customer_profile order by customer_id""",
-    ),
-    "quarantine_customers.csv": (
-        "csv",
-        _quarantine_csv(
-            "quarantine_customers",
-            {"raw_customer_id": "CustomerID", "raw_name": "Name", "raw_has_loan": "HasLoan"},
-        ),
-    ),
-    "quarantine_accounts.csv": (
-        "csv",
-        _quarantine_csv(
-            "quarantine_accounts",
-            {
-                "raw_account_id": "AccountID",
-                "raw_customer_id": "CustomerID",
-                "raw_balance": "Balance",
-                "raw_account_type": "AccountType",
-            },
-        ),
-    ),
+# Each published data file, its format and the query that writes it.
+PUBLISHED_FILES: dict[str, tuple[str, str]] = {
+    **{
+        f"{mart}.{file_format}": (file_format, _mart_query(mart, column_sql))
+        for mart in PUBLISHED_MARTS
+        for file_format, column_sql in (("csv", _csv_column), ("parquet", _parquet_column))
+    },
+    **{f"quarantine_{table}.csv": ("csv", _quarantine_query(table)) for table in DELIVERY_FILES},
 }
+PUBLISHED_DATA_FILES: tuple[str, ...] = tuple(PUBLISHED_FILES)
 
 _COPY_OPTIONS = {
     "csv": "format csv, header true, delimiter ',', quote '\"', escape '\"'",
@@ -110,6 +99,7 @@ _COPY_OPTIONS = {
 }
 
 
+@task(name="publish-outputs")
 def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict) -> list[Path]:
     """Replace every published file with this run's, all together."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -117,10 +107,10 @@ def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict
     staging = output_dir / f".publish-{run_id}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    names = [*PUBLISHED_FILES, REPORT_NAME]
     try:
-        write_exports(warehouse, staging)
+        write_data_files(warehouse, staging)
         _write_json(staging / REPORT_NAME, report)
-        names = [*EXPORTS, REPORT_NAME]
         for name in names:
             _fsync(staging / name)
         # From here on the publish is decided: the journal lets a crash roll it forward.
@@ -134,11 +124,12 @@ def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict
     return [output_dir / name for name in names]
 
 
-def write_exports(warehouse: Path, folder: Path) -> None:
+def write_data_files(warehouse: Path, folder: Path) -> None:
+    """Every published data file, written from the warehouse into `folder`."""
     # The flow's process may still hold dbt's connection: open with the same (default) config.
     with connect(warehouse) as con:
         con.execute("set TimeZone = 'UTC'")
-        for name, (file_format, query) in EXPORTS.items():
+        for name, (file_format, query) in PUBLISHED_FILES.items():
             target = str(folder / name).replace("'", "''")
             con.execute(f"copy ({query}) to '{target}' ({_COPY_OPTIONS[file_format]})")
 
@@ -158,6 +149,7 @@ def recover_interrupted_publish(output_dir: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+@task(name="publish-report")
 def replace_published_report(output_dir: Path, report: dict) -> Path:
     """Replace the published report in one rename: with a later version of the same run's
     (one that knows how the exports went), or with the report of a run that found the
@@ -170,6 +162,7 @@ def replace_published_report(output_dir: Path, report: dict) -> Path:
     return path
 
 
+@task(name="write-failed-report")
 def write_failed_report(output_dir: Path, report: dict) -> Path:
     """A failed run's report goes beside the outputs, never over the published one."""
     failed_dir = output_dir / FAILED_DIR_NAME

@@ -8,12 +8,23 @@ gets a report naming what stopped it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 
-from flows.checks import CheckResult
 from flows.config import QUARANTINE_BLOCK_RATE, QUARANTINE_WARN_RATE
+from flows.contract import DELIVERY_FILES, MART_SOURCES
+from flows.quality.checks import CheckResult
+
+
+class ExportOutcome(Protocol):
+    table: str
+    target: str | None
+    status: str
+    rows: int | None
+    message: str
 
 
 class QualityAudit:
@@ -91,6 +102,18 @@ class QualityAudit:
         self.quarantine = {table: dict(reasons) for table, reasons in quarantine.items()}
         self.key_columns = key_columns
 
+    def record_exports(self, outcomes: Iterable[ExportOutcome]) -> None:
+        """How each export beyond the output folder ended."""
+        self.exports = {
+            outcome.table: {
+                "status": outcome.status,
+                "target": outcome.target,
+                "rows": outcome.rows,
+                "message": outcome.message,
+            }
+            for outcome in outcomes
+        }
+
     def record_rows(self, table: str, **counts: int) -> None:
         self.rows.setdefault(table, {}).update(counts)
 
@@ -120,7 +143,7 @@ class QualityAudit:
         if self.exports:
             metrics["exports"] = self.exports
         if self.checks_carried_from is not None:
-            # An unchanged delivery: only freshness was measured again (flows/unchanged_delivery.py).
+            # An unchanged delivery: only freshness was measured again (steps/unchanged_delivery.py).
             metrics["unchanged_delivery"] = {"checks_carried_from_run": self.checks_carried_from}
         return {
             "timestamp": self.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -141,3 +164,32 @@ class QualityAudit:
             "quarantine": self.quarantine,
             "metrics": metrics,
         }
+
+
+def published_rows(report: dict) -> dict[str, int]:
+    """Rows of each published mart, from the report's metrics (0 if not counted)."""
+    rows = report["metrics"].get("rows", {})
+    return {mart: rows.get(table, {}).get(mart, 0) for mart, table in MART_SOURCES.items()}
+
+
+def console_summary(report: dict, output_dir: Path, published: list[Path]) -> str:
+    """The few lines `ledgerflow run` prints at the end of a published run."""
+    rows = report["metrics"]["rows"]
+    summary = report["summary"]
+    lines = [
+        (
+            f"Run {report['run_id']}: {report['status']} "
+            f"({summary['passed']}/{summary['total_tests']} checks passed)"
+        )
+    ]
+    for table in DELIVERY_FILES:
+        delivered = rows.get(table, {}).get("delivered", "-")
+        quarantined = report["quarantine"].get(table, {})
+        lines.append(
+            f"  {table}: {delivered} rows in, {sum(quarantined.values())} quarantined "
+            f"{quarantined or ''}"
+        )
+    for mart, count in published_rows(report).items():
+        lines.append(f"  {mart}: {count} rows published")
+    lines.append(f"  outputs in {output_dir}: {', '.join(p.name for p in published)}")
+    return "\n".join(lines)

@@ -14,8 +14,13 @@ Two things about the warehouse connection:
   connection here is a plain `duckdb.connect(path)`, handed to SQLAlchemy through a
   `creator`, and every one is closed before returning.
 - GX hands a DuckDB connection back to SQLAlchemy's pool before reading a query's rows,
-  and DuckDB drops the result by then; GX keeps one connection for the datasource's
-  lifetime for the dialects that need it, and DuckDB is added to that list.
+  and DuckDB drops the result by then; GX is told to keep one connection for DuckDB
+  (`flows/runtime/compat.py`).
+
+Which checks are GX's: the delivery as a whole (the raw tables' columns, row counts and
+line numbers) and expectations across tables (a mart's row count against staging's).
+Rules about one model's rows (keys, accepted values, ranges, business rules) are dbt tests,
+written once in the models' YAML; no suite restates them.
 
 Each suite is validated once with `BOOLEAN_ONLY` (the cheapest result format: no lists
 of unexpected values); only the expectations that failed are validated again with `SUMMARY`
@@ -40,14 +45,17 @@ from typing import Any
 from urllib.parse import quote
 
 import duckdb
+from prefect import task
 
-from flows.checks import CheckResult
 from flows.config import PROJECT_ROOT
-from flows.warehouse_connection import connect as connect_warehouse
+from flows.quality.checks import CheckResult
+from flows.runtime.compat import keep_one_duckdb_connection_in_great_expectations
+from flows.runtime.warehouse import connect as connect_warehouse
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 
-# Suite name -> the relation it checks, and that relation's key column (named in messages).
+# Suite name -> the relation it checks (or whose row count a `rows_of_<name>` parameter
+# reads), and that relation's key column (named in messages).
 RELATIONS: dict[str, str] = {
     "raw_customers": "raw.customers",
     "raw_accounts": "raw.accounts",
@@ -122,10 +130,12 @@ def load_suites(suites_dir: Path = EXPECTATIONS_DIR) -> dict[str, dict[str, Any]
     return {name: suites[name] for name in RELATIONS if name in suites}
 
 
-def run_expectation_suites(
+@task(name="validate-expectations")
+def validate_expectations(
     warehouse: Path, suites_dir: Path = EXPECTATIONS_DIR
 ) -> list[CheckResult]:
-    """Validate every suite in `suites_dir` against the warehouse: one result per expectation."""
+    """Validate every suite in `suites_dir` against the warehouse, as SQL in DuckDB: one
+    result per expectation."""
     suites = load_suites(suites_dir)
     if not suites:
         return []
@@ -133,7 +143,7 @@ def run_expectation_suites(
     import great_expectations as gx
 
     _quiet_gx()
-    _persist_duckdb_connections()
+    keep_one_duckdb_connection_in_great_expectations()
 
     opened: list[duckdb.DuckDBPyConnection] = []
 
@@ -248,7 +258,7 @@ def _validate_suite(
         index = result.expectation_config.meta[INDEX_META]
         expectation = by_index[index]
         if result.success:
-            checks[index] = _check(expectation, "pass", "")
+            checks[index] = _check(expectation, "pass", "", 0)
             continue
         detail = batch.validate(
             gx_expectations[index], result_format=detail_format, expectation_parameters=used
@@ -256,14 +266,21 @@ def _validate_suite(
         if detail.success:  # the data changed between the two passes
             checks[index] = _check(expectation, "pass", "")
             continue
-        checks[index] = _fail(expectation, _describe(expectation, detail, key, parameters))
+        unexpected = (detail.result or {}).get("unexpected_count")
+        checks[index] = _fail(
+            expectation,
+            _describe(expectation, detail, key, parameters),
+            None if unexpected is None else int(unexpected),
+        )
     missing = set(by_index) - set(checks)
     if missing:  # never seen; a result per expectation is the contract of this module
         raise RuntimeError(f"GX returned no result for {suite_name} expectations {sorted(missing)}")
     return checks
 
 
-def _check(expectation: _Expectation, status: str, message: str) -> CheckResult:
+def _check(
+    expectation: _Expectation, status: str, message: str, failures: int | None = None
+) -> CheckResult:
     return CheckResult(
         name=expectation.name,
         model=expectation.suite,
@@ -271,12 +288,13 @@ def _check(expectation: _Expectation, status: str, message: str) -> CheckResult:
         status=status,
         severity=expectation.severity,
         message=message,
+        failures=failures,
     )
 
 
-def _fail(expectation: _Expectation, message: str) -> CheckResult:
+def _fail(expectation: _Expectation, message: str, failures: int | None = None) -> CheckResult:
     status = "warn" if expectation.severity == "warn" else "fail"
-    return _check(expectation, status, message)
+    return _check(expectation, status, message, failures)
 
 
 # ---------------------------------------------------------------------------------------
@@ -443,25 +461,11 @@ def _sqlalchemy_creator(connect: Any) -> Any:
         from duckdb_engine import ConnectionWrapper
     except ImportError as error:
         raise ImportError(
-            "flows.expectations validates through GX's SQL datasource and needs duckdb-engine: "
+            "flows.steps.expectations validates through GX's SQL datasource and needs duckdb-engine: "
             "pip install 'duckdb-engine>=0.17,<0.18'"
         ) from error
 
     return lambda: ConnectionWrapper(connect())
-
-
-def _persist_duckdb_connections() -> None:
-    """Make GX keep one connection for DuckDB, as it does for SQLite (recipes §5)."""
-    import great_expectations.execution_engine.sqlalchemy_execution_engine as engine
-
-    dialects = engine._PERSISTED_CONNECTION_DIALECTS
-    if any(getattr(d, "value", d) == "duckdb" for d in dialects):
-        return
-
-    class _DuckDB(str):
-        value = "duckdb"
-
-    engine._PERSISTED_CONNECTION_DIALECTS = (*dialects, _DuckDB("duckdb"))
 
 
 def _quiet_gx() -> None:

@@ -1,0 +1,1 @@
+"""The world outside the warehouse and the output folder: Databricks and Slack."""

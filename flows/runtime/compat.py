@@ -1,0 +1,109 @@
+"""Every patch of another library's internals, in one place, each for the versions it was
+written against.
+
+A patch replaces something private, so an upgrade can silently make it wrong. Each one
+therefore checks the installed version first and refuses to run on any other
+(`UnsupportedVersion`, naming the package, the version found and the versions it was
+written for); the upgrade must re-check the patch and widen the range.
+
+- Prefect's cost per dbt node (prefect-dbt runs each node's task in a thread of its own):
+  every such thread rebuilt Prefect's settings from a serialized copy (re-reading
+  profiles.toml, pyproject.toml and .env), and every new API client loaded the CA bundle
+  into a new TLS context. py-spy put most of a layer's overhead there (staging, 44 nodes:
+  8.1 s warm against 3.3 s for dbt alone, 4.6 s with both patches). Threads of one process
+  can share the settings objects, and one `ssl.SSLContext` per set of arguments can serve
+  every connection. No Prefect setting turns either off.
+- Great Expectations' SQL engine hands a connection back to SQLAlchemy's pool before it
+  reads the rows of a query, and DuckDB drops a result whose connection was returned
+  (every expectation then fails with "list index out of range"). GX keeps one connection
+  for the dialects that need it (SQLite, SQL Server, ...); DuckDB is added to that list.
+  Neither a StaticPool nor `pool_reset_on_return=None` helps: the rows are read after the
+  `with` block that returned the connection (tried with GX 1.24.1).
+
+The dbt side's one override lives in `dbt_project/macros/compat.sql`, with its own guard.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import types
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+# Package -> the version prefixes each patch was written and tested against.
+PREFECT_VERSIONS = {"prefect": ("3.8.",), "prefect-dbt": ("0.7.",)}
+GREAT_EXPECTATIONS_VERSIONS = {"great_expectations": ("1.24.",)}
+
+
+class UnsupportedVersion(RuntimeError):
+    """An installed library is not a version a patch here was written for."""
+
+
+def require_versions(
+    supported: dict[str, tuple[str, ...]], installed: Callable[[str], str] | None = None
+) -> None:
+    """Raise UnsupportedVersion unless every package's installed version is supported."""
+    for package, prefixes in supported.items():
+        found = (installed or version)(package)
+        if not found.startswith(prefixes):
+            raise UnsupportedVersion(
+                f"{package} {found} is installed; flows/runtime/compat.py patches it and was "
+                f"written for {' or '.join(p + 'x' for p in prefixes)}: re-check the patch "
+                "before widening the range"
+            )
+
+
+@functools.cache
+def share_prefect_state_across_dbt_node_threads() -> None:
+    """Settings and TLS contexts shared by the threads prefect-dbt runs dbt nodes in.
+
+    Idempotent; call before the first dbt node runs."""
+    require_versions(PREFECT_VERSIONS)
+    import prefect.client.orchestration
+    import prefect_dbt.core.runner
+    from prefect.context import SettingsContext, serialize_context
+
+    if prefect_dbt.core.runner.serialize_context is not serialize_context:
+        raise UnsupportedVersion("prefect-dbt no longer calls prefect.context.serialize_context")
+    if prefect.client.orchestration.ssl is not ssl:
+        raise UnsupportedVersion("Prefect's client no longer uses the ssl module directly")
+
+    def serialize_context_sharing_settings(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        context = serialize_context(*args, **kwargs)
+        current = SettingsContext.get()
+        if current is not None:
+            context["settings_context"] = {
+                "profile": current.profile,
+                "settings": current.settings,
+            }
+        return context
+
+    # The `ssl` names Prefect's client module uses, with contexts created once per argument
+    # set (`cafile` included, so a configured CA bundle is still the one used).
+    shared_ssl = types.SimpleNamespace(
+        SSLContext=ssl.SSLContext,
+        CERT_NONE=ssl.CERT_NONE,
+        create_default_context=functools.lru_cache(maxsize=8)(ssl.create_default_context),
+    )
+    prefect_dbt.core.runner.serialize_context = serialize_context_sharing_settings
+    prefect.client.orchestration.ssl = shared_ssl
+
+
+@functools.cache
+def keep_one_duckdb_connection_in_great_expectations() -> None:
+    """GX's SQL engine keeps one connection for DuckDB, as it does for SQLite.
+
+    Idempotent; call after importing great_expectations, before validating."""
+    require_versions(GREAT_EXPECTATIONS_VERSIONS)
+    import great_expectations.execution_engine.sqlalchemy_execution_engine as engine
+
+    dialects = engine._PERSISTED_CONNECTION_DIALECTS
+    if any(getattr(dialect, "value", dialect) == "duckdb" for dialect in dialects):
+        return
+
+    class DuckDBDialect(str):
+        value = "duckdb"
+
+    engine._PERSISTED_CONNECTION_DIALECTS = (*dialects, DuckDBDialect("duckdb"))

@@ -1,0 +1,69 @@
+"""The audit: what the warehouse holds after the build, read back for the report.
+
+Quarantine counts per reason (right after staging, where the quarantine rates are decided)
+and row counts per layer (after every check ran). Nothing here judges: the checks did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from prefect import task
+
+from flows.contract import DELIVERY_FILES
+from flows.runtime.warehouse import connect
+
+# The main relation of each layer, per delivery table, whose rows the report counts.
+LAYER_RELATIONS: dict[str, dict[str, str]] = {
+    "customers": {
+        "raw": "raw.customers",
+        "staging": "staging.stg_customers",
+        "snapshot_versions": "snapshots.customers_snapshot",
+        "customer_profile": "marts.customer_profile",
+    },
+    "accounts": {
+        "raw": "raw.accounts",
+        "staging": "staging.stg_accounts",
+        "snapshot_versions": "snapshots.accounts_snapshot",
+        "account_summary": "marts.account_summary",
+    },
+}
+
+
+@task(name="count-quarantine")
+def count_quarantine(warehouse: Path) -> dict[str, tuple[int, dict[str, int]]]:
+    """Per delivery table: rows delivered, and quarantined rows per reason."""
+    counts = {}
+    with connect(warehouse) as con:
+        for table in DELIVERY_FILES:
+            rows = con.execute(
+                f"select quarantine_reason, count(*) from staging.base_{table}_validated group by all"
+            ).fetchall()
+            by_reason = {reason: n for reason, n in rows if reason is not None}
+            counts[table] = (sum(n for _, n in rows), by_reason)
+    return counts
+
+
+@task(name="count-rows")
+def count_rows(warehouse: Path) -> dict[str, dict[str, int]]:
+    """Rows in each layer's main relation, for the metrics."""
+    with connect(warehouse) as con:
+        existing = _existing_relations(con)
+        return {
+            table: {
+                label: con.execute(f"select count(*) from {relation}").fetchone()[0]
+                for label, relation in layers.items()
+                if relation in existing
+            }
+            for table, layers in LAYER_RELATIONS.items()
+        }
+
+
+def _existing_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        f"{schema}.{name}"
+        for schema, name in con.execute(
+            "select table_schema, table_name from information_schema.tables"
+        ).fetchall()
+    }

@@ -1,0 +1,1 @@
+"""Development tools: synthetic deliveries for benchmarks, load tests and the test suite."""
