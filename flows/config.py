@@ -30,7 +30,7 @@ RAW_SCHEMA = "raw"
 # dbt layers in build order; `--select` picks a subset, always run in this order.
 DBT_LAYERS: dict[str, str] = {
     "staging": "path:models/staging",
-    "snapshots": "path:snapshots",
+    "snapshots": "path:models/snapshots",
     "intermediate": "path:models/intermediate",
     "marts": "path:models/marts",
 }

@@ -40,6 +40,7 @@ def _marts_contract() -> dict[str, dict[str, str]]:
     return {
         model["name"]: {column["name"]: column["data_type"] for column in model["columns"]}
         for model in models
+        if (model.get("config") or {}).get("contract", {}).get("enforced")
     }
 
 

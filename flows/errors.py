@@ -1,18 +1,29 @@
-"""The errors a run can end with, each mapped to one CLI exit code."""
+"""The errors a run can end with, each mapped to one CLI exit code.
+
+0 to 3 are the data contract's; 4 and 5 say that the run could not do its work for a
+reason that is neither the data's nor a check's, so an operator knows where to look.
+"""
 
 from __future__ import annotations
+
+EXIT_PUBLISHED = 0
+EXIT_BLOCKED = 1
+EXIT_BAD_INPUT = 2
+EXIT_EXPORT_FAILED = 3
+EXIT_INTERNAL_ERROR = 4
+EXIT_WAREHOUSE_BUSY = 5
 
 
 class LedgerflowError(Exception):
     """Base of the pipeline's own errors."""
 
-    exit_code = 1
+    exit_code = EXIT_BLOCKED
 
 
 class InputError(LedgerflowError):
     """A delivery file that cannot be ingested: missing, not UTF-8, not CSV, bad header."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, file: str, problem: str, line: int | None = None):
         self.file = file
@@ -25,7 +36,7 @@ class InputError(LedgerflowError):
 class LayerFailed(LedgerflowError):
     """A dbt layer ended with errors; the layers after it did not run."""
 
-    exit_code = 1
+    exit_code = EXIT_BLOCKED
 
     def __init__(self, layer: str, detail: str, result: object | None = None):
         self.layer = layer
@@ -36,7 +47,7 @@ class LayerFailed(LedgerflowError):
 class BlockingChecksFailed(LedgerflowError):
     """Checks at error severity failed: nothing was published."""
 
-    exit_code = 1
+    exit_code = EXIT_BLOCKED
 
     def __init__(self, step: str, detail: str):
         self.step = step
@@ -46,17 +57,33 @@ class BlockingChecksFailed(LedgerflowError):
 class ExportFailed(LedgerflowError):
     """Published locally, but an export beyond the output folder failed."""
 
-    exit_code = 3
+    exit_code = EXIT_EXPORT_FAILED
+
+
+class InternalError(LedgerflowError):
+    """Something failed that is neither the data's fault nor a check's: a bug, a disk or
+    database error, a dependency that broke. The run stopped at `step`."""
+
+    exit_code = EXIT_INTERNAL_ERROR
+
+    def __init__(self, step: str, error: BaseException):
+        self.step = step
+        detail = " ".join(str(error).split()) or "no message"
+        super().__init__(
+            f"internal error at {step}: {type(error).__name__}: {detail[:500]} "
+            "(not the data's or a check's fault; the run's log has the traceback)"
+        )
 
 
 class WarehouseBusy(LedgerflowError):
-    """Another run held the warehouse for longer than this run would wait: nothing ran."""
+    """Another run held the warehouse (or the output folder) for longer than this run would
+    wait: nothing ran."""
 
-    exit_code = 2
+    exit_code = EXIT_WAREHOUSE_BUSY
 
-    def __init__(self, warehouse: str, holder: str, waited_seconds: float):
-        self.warehouse = warehouse
+    def __init__(self, what: str, holder: str, waited_seconds: float, setting: str):
+        self.what = what
         super().__init__(
-            f"warehouse {warehouse} is in use by {holder}; gave up after "
-            f"{waited_seconds:.0f} s (nothing was changed)"
+            f"{what} is in use by {holder}; gave up waiting after {waited_seconds:.0f} s "
+            f"({setting}); nothing was changed"
         )

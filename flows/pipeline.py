@@ -6,10 +6,11 @@
       -> dbt staging + quarantine   stg_*, quarantine_* (history)
       -> dbt snapshots              SCD2 history of the clean records
       -> dbt intermediate           current versions, interest
-      -> dbt marts                  account_summary (incremental), customer_profile
+      -> dbt marts                  account_summary, customer_profile (versioned)
       -> expectations               Great Expectations suites (expectations/*.json)
       -> audit                      row counts, key-column profile, every check's verdict
-      -> publish                    CSV + Parquet + quality_report.json, all or nothing
+      -> publish                    CSV + Parquet + quality_report.json, and the warehouse's
+                                    changes: all or nothing
       -> export                     the published tables into Databricks (if configured)
       -> Slack                      the quality summary, whatever the outcome
 
@@ -17,9 +18,11 @@ A delivery whose content, code and published files are exactly those of the last
 skips from freshness to the report, its other checks carried over.
 
 The flow only orders the steps; each step is a task next to its work in flows/steps/.
-A blocking check stops the run right after the step that found it (a stale or mostly
-quarantined delivery must not reach the snapshots' history); the run's quality report and
-its final state both name that step. Only one run at a time works on a warehouse.
+A run holds its warehouse and output folder from its first step to its last (another run
+waits). A blocking check stops the run right after the step that found it; any stop before
+the publish undoes the run's warehouse changes (flows/runtime/wap.py), so the next run
+builds on the last published state. The quality report, the Slack summary and the run's
+final state all name the step it stopped at.
 """
 
 from __future__ import annotations
@@ -32,13 +35,19 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
-from flows.errors import BlockingChecksFailed, ExportFailed, LedgerflowError
+from flows.errors import (
+    BlockingChecksFailed,
+    ExportFailed,
+    InternalError,
+    LedgerflowError,
+    WarehouseBusy,
+)
 from flows.external.databricks import export_to_databricks
 from flows.external.slack import notify_quality_summary
 from flows.quality.artifacts import create_report_artifacts
 from flows.quality.key_columns import key_column_profile
 from flows.quality.report import QualityAudit, console_summary
-from flows.runtime.warehouse_lock import exclusive_warehouse
+from flows.runtime.run_lock import exclusive_run
 from flows.steps.audit import count_quarantine, count_rows
 from flows.steps.dbt_layers import DbtProject
 from flows.steps.expectations import validate_expectations
@@ -50,10 +59,10 @@ from flows.steps.publish import (
     replace_published_report,
     write_failed_report,
 )
+from flows.steps.start import start_run, undo_unpublished_run
 from flows.steps.unchanged_delivery import (
     PublishedRun,
     check_unchanged_delivery,
-    forget_published_run,
     remember_published_run,
 )
 
@@ -68,55 +77,58 @@ def account_summary_pipeline(
 ):
     """Run the account pipeline on one delivery and publish its outputs if every blocking check passes."""
     settings = PipelineSettings.from_params(input_dir, output_dir, warehouse, select, full_refresh)
-    run_at = datetime.now(UTC)
-    run_id = str(flow_run.get_id() or run_at.strftime("local-%Y%m%dT%H%M%S%f"))
-    audit = QualityAudit(run_id, run_at)
-
+    run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
+    audit = QualityAudit(run_id, datetime.now(UTC))
+    failure: LedgerflowError | None = None
+    outcomes = []
     try:
-        with exclusive_warehouse(
-            settings.warehouse, run_id, WAREHOUSE_LOCK_TIMEOUT_SECONDS, get_run_logger()
+        with exclusive_run(
+            settings.warehouse,
+            settings.output_dir,
+            run_id,
+            WAREHOUSE_LOCK_TIMEOUT_SECONDS,
+            get_run_logger(),
         ):
-            published = run_steps(settings, audit)
-    except LedgerflowError as error:
-        return finish_unpublished(settings, audit, error)
+            try:
+                with audit.step("start"):
+                    audit.run_at = start_run(settings.warehouse, settings.output_dir)
+                with DbtProject.for_run(settings, audit.run_at) as dbt:
+                    run_steps(settings, audit, dbt)
+                # Exports beyond the output folder come after the local publish, which
+                # they never undo.
+                with audit.step("export"):
+                    outcomes = export_to_databricks(settings.output_dir, run_id)
+                    audit.record_exports(outcomes)
+                with audit.step("report"):
+                    replace_published_report(settings.output_dir, audit.report())
+            # Every fault ends in a known state, a bug's too.
+            except Exception as error:  # noqa: BLE001
+                failure = as_run_error(error, audit)
+                keep_known_state(settings, audit, failure)
+    except WarehouseBusy as error:
+        failure = error
+        audit.record_failure("start", str(error))
+    return finish(settings, audit, failure, outcomes)
 
-    # Exports beyond the output folder come after the local publish, which they never undo.
-    with audit.step("export"):
-        outcomes = export_to_databricks(settings.output_dir, run_id)
-        audit.record_exports(outcomes)
-    report = audit.report()
-    replace_published_report(settings.output_dir, report)
-    create_report_artifacts(report, published=True)
-    print(console_summary(report, settings.output_dir, published))
-    notify_quality_summary(report, True, flow_run.name, flow_run.ui_url)
-    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
-    if failed:
-        error = ExportFailed("; ".join(outcome.message for outcome in failed))
-        get_run_logger().error("published locally, but an export failed: %s", error)
-        return Failed(message=f"stopped at export (outputs published): {error}", data=error)
-    return report
 
-
-def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
-    """The pipeline's steps in order; returns the published files."""
-    input_sha256, previous = check_unchanged_delivery(
-        settings.input_dir,
-        settings.output_dir,
-        settings.warehouse,
-        settings.select,
-        settings.full_refresh,
-    )
+def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) -> list[Path]:
+    """The pipeline's steps in order, up to the publish; returns the published files."""
+    with audit.step("check_unchanged"):
+        input_sha256, previous = check_unchanged_delivery(
+            settings.input_dir,
+            settings.output_dir,
+            settings.warehouse,
+            settings.select,
+            settings.full_refresh,
+        )
     if previous is not None:
         return republish_unchanged_delivery(settings, audit, previous)
-    # From here the warehouse changes: until this run publishes, nothing can be reused.
-    forget_published_run(settings.warehouse)
 
-    project = DbtProject(
-        settings.warehouse, audit.run_at.strftime("%Y-%m-%d %H:%M:%S.%f"), settings.full_refresh
-    )
     if "source" in settings.select:
         with audit.step("ingest"):
-            for loaded in ingest_delivery(settings.input_dir, settings.warehouse, input_sha256):
+            for loaded in ingest_delivery(
+                settings.input_dir, settings.warehouse, audit.run_at, input_sha256
+            ):
                 audit.record_rows(loaded.table, delivered=loaded.rows)
         with audit.step("source_freshness"):
             audit.add_checks(check_source_freshness(settings.warehouse))
@@ -124,7 +136,7 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
 
     for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
         with audit.step(layer):
-            audit.add_checks(project.build_layer(layer).checks)
+            audit.add_checks(dbt.build_layer(layer).checks)
             if layer == "staging":
                 for table, (rows_in, by_reason) in count_quarantine(settings.warehouse).items():
                     audit.record_quarantine(table, rows_in, by_reason)
@@ -141,8 +153,9 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
 
     with audit.step("publish"):
         published = publish_outputs(
-            settings.warehouse, settings.output_dir, audit.run_id, audit.report()
+            settings.warehouse, settings.output_dir, audit.run_id, audit.run_at, audit.report()
         )
+        audit.published = True
         if input_sha256 is not None:
             remember_published_run(
                 settings.warehouse,
@@ -175,6 +188,7 @@ def republish_unchanged_delivery(
     audit.add_checks(previous.carried_checks())
     with audit.step("publish"):
         report_path = replace_published_report(settings.output_dir, audit.report())
+        audit.published = True
     return [settings.output_dir / name for name in PUBLISHED_DATA_FILES] + [report_path]
 
 
@@ -184,14 +198,68 @@ def stop_if_blocked(audit: QualityAudit, step: str) -> None:
         raise BlockingChecksFailed(step, names)
 
 
-def finish_unpublished(settings: PipelineSettings, audit: QualityAudit, error: LedgerflowError):
-    """A run that published nothing: its report beside the outputs, artifacts, Slack, and a
-    Failed state whose message names the step (the failure alert quotes it)."""
+def as_run_error(error: Exception, audit: QualityAudit) -> LedgerflowError:
+    """The error the run ends with: the pipeline's own, or an internal error naming the
+    step for anything else (a bug, a disk or database error)."""
+    step = audit.stopped_at or "start"
+    if isinstance(error, LedgerflowError):
+        return error
+    get_run_logger().exception("internal error at %s", step)
+    return InternalError(step, error)
+
+
+def keep_known_state(
+    settings: PipelineSettings, audit: QualityAudit, failure: LedgerflowError
+) -> None:
+    """Still holding the locks: undo the warehouse changes of a run that did not publish,
+    and write the report where it belongs (over the published one if this run published)."""
+    audit.record_failure(audit.stopped_at or "start", str(failure))
+    if not audit.published:
+        audit.published = undo_unpublished_run(
+            settings.warehouse, settings.output_dir, audit.run_at
+        )
     report = audit.report()
-    write_failed_report(settings.output_dir, report)
-    create_report_artifacts(report, published=False)
-    notify_quality_summary(report, False, flow_run.name, flow_run.ui_url)
-    stopped_at = audit.stopped_at or "start"
-    get_run_logger().error("stopped at %s: %s", stopped_at, error)
-    # Callers of the flow still get the error itself, with its exit code.
-    return Failed(message=f"stopped at {stopped_at}: {error}", data=error)
+    try:
+        if audit.published:
+            replace_published_report(settings.output_dir, report)
+        else:
+            write_failed_report(settings.output_dir, report)
+    # The report is a courtesy here: the failure is what matters.
+    except Exception:  # noqa: BLE001
+        get_run_logger().exception("could not write the report of the failed run")
+
+
+def finish(
+    settings: PipelineSettings,
+    audit: QualityAudit,
+    failure: LedgerflowError | None,
+    outcomes: list,
+):
+    """Artifacts, the console summary and Slack for every outcome; the run's final state."""
+    report = audit.report()
+    logger = get_run_logger()
+    for courtesy in (
+        lambda: create_report_artifacts(report, published=audit.published),
+        lambda: notify_quality_summary(report, audit.published, flow_run.name, flow_run.ui_url),
+    ):
+        try:
+            courtesy()
+        except Exception:  # artifacts and Slack never change an outcome
+            logger.exception("could not tell the world about this run")
+    if failure is None:
+        failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+        if failed:
+            failure = ExportFailed("; ".join(outcome.message for outcome in failed))
+            audit.stopped_at = "export"
+    if audit.published:
+        published = [settings.output_dir / name for name in PUBLISHED_DATA_FILES]
+        print(console_summary(report, settings.output_dir, published))
+    if failure is None:
+        return report
+    where = audit.stopped_at or "start"
+    if audit.published:
+        where += " (outputs published)"
+    logger.error("stopped at %s: %s", where, failure)
+    # The state's message names the step (the failure alert quotes it); callers of the
+    # flow still get the error itself, with its exit code.
+    return Failed(message=f"stopped at {where}: {failure}", data=failure)

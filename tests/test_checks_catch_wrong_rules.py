@@ -60,8 +60,8 @@ def build_with_wrong_rules(root: Path, mutations: list[tuple[str, str, str]]) ->
         (project / path).write_text(source.replace(right, wrong))
 
     warehouse = root / "warehouse.duckdb"
-    ingest_delivery.fn(SAMPLE_DIR, warehouse)
-    run_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    run_at = datetime.now(UTC).replace(tzinfo=None)
+    ingest_delivery.fn(SAMPLE_DIR, warehouse, run_at)
     dbt = DbtProject(warehouse, run_at, project_dir=project)
     checks = {}
     for unit_tests in (True, False):

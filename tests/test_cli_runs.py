@@ -92,7 +92,13 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
     report = json.loads((output / "quality_report.json").read_text())
     assert report["run_id"] != first["run_id"]
     assert report["metrics"]["unchanged_delivery"] == {"checks_carried_from_run": first["run_id"]}
-    assert set(report["metrics"]["duration_seconds"]) == {"source_freshness", "publish", "export"}
+    assert set(report["metrics"]["duration_seconds"]) == {
+        "start",
+        "check_unchanged",
+        "source_freshness",
+        "publish",
+        "export",
+    }
     for key in ("status", "summary", "failures", "quarantine"):
         assert report[key] == first[key], key
     assert report["metrics"]["rows"] == first["metrics"]["rows"]
@@ -114,16 +120,14 @@ def test_only_the_same_code_and_settings_reuse_a_publish(published, monkeypatch)
 def test_an_unchanged_delivery_still_goes_stale(published, tmp_path, capsys):
     """Freshness is measured again on an unchanged delivery: data 49 hours old blocks."""
     before = fingerprint(published["output"])
-    shift = "update raw.{table} set _loaded_at = _loaded_at {sign} interval 49 hour"
+    shift = "update raw._file_loads set first_loaded_at = first_loaded_at {sign} interval 49 hour"
     with duckdb.connect(str(published["warehouse"])) as con:
-        for table in ("customers", "accounts"):
-            con.execute(shift.format(table=table, sign="-"))
+        con.execute(shift.format(sign="-"))
     try:
         assert run_cli(copy_sample(tmp_path / "same-later"), published) == 1
     finally:
         with duckdb.connect(str(published["warehouse"])) as con:
-            for table in ("customers", "accounts"):
-                con.execute(shift.format(table=table, sign="+"))
+            con.execute(shift.format(sign="+"))
 
     assert "blocking checks failed at source_freshness" in capsys.readouterr().err
     assert fingerprint(published["output"]) == before

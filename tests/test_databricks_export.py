@@ -81,7 +81,7 @@ def published(tmp_path_factory) -> Path:
         con.execute("""
             create table marts.customer_profile as select * from (values
                 (1::bigint, 'Ann Lee', false, 1::bigint, 0::bigint,
-                 14.50::decimal(18,2), 0.15::decimal(18,2)),
+                 14.50::decimal(38,2), 0.15::decimal(38,2)),
                 (2, 'Bob', true, 2, 1, 1000000000000000.00, 25000000000000.00)
             ) as t(customer_id, customer_name, has_loan, savings_account_count,
                    checking_account_count, total_savings_balance_amount,
@@ -96,9 +96,14 @@ def published(tmp_path_factory) -> Path:
         ):
             columns = ", ".join(f"{column} varchar" for column in raw)
             con.execute(
-                f"""create table staging.{table} ({columns}, quarantine_reason varchar,
-                    _source_file varchar, _source_line bigint,
+                f"""create table staging.{table} (quarantine_record_id uhugeint, {columns},
+                    quarantine_reason varchar, _source_file varchar,
                     first_quarantined_at timestamp, resolved_at timestamp)"""
+            )
+            con.execute("create schema if not exists raw")
+            con.execute(
+                f"create table raw._lines_{table.removeprefix('quarantine_')} "
+                "(_fingerprint uhugeint, _source_line bigint)"
             )
     output = root / "output"
     output.mkdir()
@@ -225,7 +230,7 @@ def test_the_statement_keeps_the_contract_types() -> None:
     )
     profile = load_statement("customer_profile", volume_path("customer_profile"))
     assert "cast(`has_loan` as BOOLEAN)" in profile
-    assert "cast(`total_annual_interest_amount` as DECIMAL(18,2))" in profile
+    assert "cast(`total_annual_interest_amount` as DECIMAL(38,2))" in profile
 
 
 def test_loading_the_same_data_again_leaves_the_same_tables(published, fake) -> None:

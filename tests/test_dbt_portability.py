@@ -176,17 +176,20 @@ def test_the_whole_project_compiles_offline_for_databricks(databricks_compiled: 
     # The data tests of snapshots and marts are compiled too (one file per test).
     assert any(name.startswith("scd2_versions_do_not_overlap") for name in compiled)
     # Catalog-qualified, backquoted names: this really is the databricks adapter.
-    summary = next(databricks_compiled.rglob("account_summary.sql")).read_text()
-    assert "`intermediate`.`int_savings_accounts_interest_calculated`" in summary
+    history = next(databricks_compiled.rglob("account_summary_history.sql")).read_text()
+    assert "`intermediate`.`int_savings_accounts_interest_calculated`" in history
 
 
 def test_offline_compile_takes_the_incremental_branches(databricks_compiled: Path) -> None:
     """offline_compile answers is_incremental() as the nightly run would: the branches that
     read the model's own table are the ones compiled and scanned."""
-    summary = next(databricks_compiled.rglob("account_summary.sql")).read_text()
-    assert "`marts`.`account_summary`" in summary
-    quarantine = next(databricks_compiled.rglob("quarantine_customers.sql")).read_text()
-    assert "`staging`.`quarantine_customers`" in quarantine
+    for model, schema in [
+        ("account_summary_history", "marts"),
+        ("customers_snapshot", "snapshots"),
+        ("base_accounts_validated", "staging"),
+    ]:
+        compiled = next(databricks_compiled.rglob(f"{model}.sql")).read_text()
+        assert f"`{schema}`.`{model}`" in compiled, model
 
 
 def test_compiled_sql_has_no_duckdb_only_constructs(databricks_compiled: Path) -> None:

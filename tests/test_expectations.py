@@ -92,25 +92,27 @@ def plant_defects(warehouse: Path) -> dict[str, object]:
             "select min(customer_id), max(customer_id) from marts.customer_profile"
         ).fetchone()
         con.execute(
-            "insert into marts.customer_profile select * from marts.customer_profile "
-            "where customer_id = ?",
+            "insert into marts.customer_profile_history select * replace ('planted' as version_id) "
+            "from marts.customer_profile_history where customer_id = ? and valid_to is null",
             [duplicate],
         )
         con.execute(
-            "update marts.customer_profile set has_loan = null where customer_id = ?", [null_loan]
+            "update marts.customer_profile_history set has_loan = null "
+            "where customer_id = ? and valid_to is null",
+            [null_loan],
         )
         # stg_accounts is a view over this table's rows without a quarantine reason.
         (bad_type_account,) = con.execute(
-            "select min(account_id) from staging.base_accounts_validated "
-            "where quarantine_reason is null"
+            "select min(account_id) from staging.stg_accounts"
         ).fetchone()
         con.execute(
             "update staging.base_accounts_validated set account_type = 'loan' where account_id = ? "
-            "and quarantine_reason is null",
+            "and quarantine_reason is null and valid_to is null",
             [bad_type_account],
         )
-        con.execute("update raw.customers set _source_line = 3 where _source_line = 4")
-        con.execute("delete from raw.accounts")
+        # raw.<table> is the delivery's rows with their lines: one line repeated, none left.
+        con.execute("update raw._lines_customers set _source_line = 3 where _source_line = 4")
+        con.execute("delete from raw._lines_accounts")
     return {"duplicate": duplicate, "null_loan": null_loan, "bad_type_account": bad_type_account}
 
 

@@ -1,7 +1,11 @@
 """Ingestion: every broken file the contract describes fails with a message naming the
-file, the line and the problem, and leaves the raw tables as they were."""
+file, the line and the problem, and leaves the raw tables as they were; change capture
+keeps one record per distinct content and knows what each delivery adds and removes."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
 
 import duckdb
 import pytest
@@ -10,7 +14,21 @@ from conftest import write_delivery
 from flows.errors import InputError
 from flows.steps.ingest import ingest_delivery as ingest_task
 
-ingest_delivery = ingest_task.fn
+_RUNS = count()
+
+
+def ingest_delivery(input_dir, warehouse):
+    """One ingestion, stamped like a run a day after the previous one."""
+    run_at = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None) + timedelta(days=next(_RUNS))
+    return ingest_task.fn(input_dir, warehouse, run_at)
+
+
+def loaded_at(warehouse, table):
+    with duckdb.connect(str(warehouse)) as con:
+        return con.execute(
+            "select loaded_at from raw.delivered_files where table_name = ?", [table]
+        ).fetchone()[0]
+
 
 GOOD_CUSTOMERS = "CustomerID,Name,HasLoan\n1,Ann,yes\n2,Bob,no\n"
 GOOD_ACCOUNTS = (
@@ -21,7 +39,7 @@ GOOD_ACCOUNTS = (
 def raw_rows(warehouse, table):
     with duckdb.connect(str(warehouse)) as con:
         return con.execute(
-            f"select * exclude (_loaded_at) from raw.{table} order by _source_line"
+            f"select * exclude (_loaded_at, _fingerprint) from raw.{table} order by _source_line"
         ).fetchall()
 
 
@@ -95,11 +113,12 @@ def test_headers_match_case_insensitively_in_any_order_with_extras_kept(tmp_path
     )
     results = {r.table: r for r in ingest_delivery(folder, tmp_path / "w.duckdb")}
     assert results["accounts"].extra_columns == ("branchcode",)
+    # The contract's columns in its order, then extra ones; then where the row came from.
     assert raw_rows(tmp_path / "w.duckdb", "customers") == [
-        ("yes", "Ann, A", "1", "customers.csv", 2)
+        ("1", "Ann, A", "yes", "customers.csv", 2)
     ]
     assert raw_rows(tmp_path / "w.duckdb", "accounts") == [
-        ("10.00", "savings", "A1", "1", "B7", "accounts.csv", 2)
+        ("A1", "1", "10.00", "savings", "B7", "accounts.csv", 2)
     ]
 
 
@@ -135,8 +154,8 @@ def test_loaded_at_is_when_the_content_was_first_ingested(tmp_path):
             write_delivery(tmp_path / "b", GOOD_CUSTOMERS, GOOD_ACCOUNTS), warehouse
         )
     }
-    assert not again["customers"].reloaded and not again["accounts"].reloaded
-    assert again["customers"].loaded_at == first["customers"].loaded_at
+    assert not again["customers"].changed and not again["accounts"].changed
+    first_loaded = {table: loaded_at(warehouse, table) for table in first}
     # Changed accounts: re-loaded with a new _loaded_at; customers untouched.
     changed = {
         r.table: r
@@ -145,10 +164,46 @@ def test_loaded_at_is_when_the_content_was_first_ingested(tmp_path):
             warehouse,
         )
     }
-    assert (
-        changed["accounts"].reloaded and changed["accounts"].loaded_at > first["accounts"].loaded_at
-    )
-    assert changed["customers"].loaded_at == first["customers"].loaded_at
+    assert changed["accounts"].changed
+    assert (changed["accounts"].new_records, changed["accounts"].removed_records) == (1, 0)
+    assert loaded_at(warehouse, "accounts") > first_loaded["accounts"]
+    assert loaded_at(warehouse, "customers") == first_loaded["customers"]
     with duckdb.connect(str(warehouse)) as con:
         stored = con.execute("select distinct _loaded_at from raw.customers").fetchall()
-    assert stored == [(first["customers"].loaded_at,)]
+    assert stored == [(first_loaded["customers"],)]
+
+
+def records(warehouse, table):
+    """(copies, first value, open?) of every record version, oldest first."""
+    with duckdb.connect(str(warehouse)) as con:
+        return con.execute(
+            f"select _copies, {'customerid' if table == 'customers' else 'accountid'}, "
+            f"valid_to is null from raw._records_{table} order by valid_from, 2"
+        ).fetchall()
+
+
+def test_a_record_is_its_content_not_its_line(tmp_path):
+    """Lines shift, a row is delivered twice, one is removed: only contents that came or
+    went change the records; each row keeps its current line."""
+    warehouse = tmp_path / "w.duckdb"
+    ingest_delivery(write_delivery(tmp_path / "a", GOOD_CUSTOMERS, GOOD_ACCOUNTS), warehouse)
+    shifted = "CustomerID,Name,HasLoan\n\n3,Cy,no\n2,Bob,no\n1,Ann,yes\n2,Bob,no\n"
+    results = {
+        r.table: r
+        for r in ingest_delivery(write_delivery(tmp_path / "b", shifted, GOOD_ACCOUNTS), warehouse)
+    }
+    # Cy is new; Bob now comes twice (one content, two copies: a new record version).
+    assert (results["customers"].new_records, results["customers"].removed_records) == (2, 1)
+    assert records(warehouse, "customers") == [
+        (1, "1", True),
+        (1, "2", False),
+        (2, "2", True),
+        (1, "3", True),
+    ]
+    # The empty line is not counted: Cy is the first record after the header, line 2.
+    assert [(row[0], row[-1]) for row in raw_rows(warehouse, "customers")] == [
+        ("3", 2),
+        ("2", 3),
+        ("1", 4),
+        ("2", 5),
+    ]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import duckdb
 import pytest
-from conftest import CONTRACT_DATA_FILES
+from conftest import CONTRACT_DATA_FILES, copy_warehouse
 
 from flows.contract import mart_columns
 from flows.steps import publish
+from flows.steps.start import start_run
 
 
 def test_the_published_files_are_the_contracts():
@@ -27,37 +26,20 @@ def test_a_mart_file_holds_the_dbt_contracts_columns_in_order(sample_run):
         assert header.split(",") == list(mart_columns(mart))
 
 
-def test_a_publish_interrupted_after_its_journal_is_completed_by_the_next(sample_run, tmp_path):
-    output = tmp_path / "output"
-    publish.publish_outputs.fn(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
-    # Simulate a crash half-way through run-2's moves: staging complete, journal written,
-    # only some files moved.
-    staging = output / ".publish-run-2"
-    staging.mkdir()
-    publish.write_data_files(sample_run.warehouse, staging)
-    (staging / publish.REPORT_NAME).write_text(json.dumps({"run_id": "run-2"}))
-    names = [*publish.PUBLISHED_FILES, publish.REPORT_NAME]
-    (output / publish.JOURNAL_NAME).write_text(
-        json.dumps({"run_id": "run-2", "staging": staging.name, "files": names})
-    )
-    (staging / "account_summary.csv").replace(output / "account_summary.csv")
-
-    publish.recover_interrupted_publish(output)
-
-    assert json.loads((output / publish.REPORT_NAME).read_text())["run_id"] == "run-2"
-    assert sorted(p.name for p in output.iterdir()) == sorted(names)
-
-
 def test_a_failed_export_leaves_published_files_and_no_leftovers(sample_run, tmp_path, monkeypatch):
     output = tmp_path / "output"
-    publish.publish_outputs.fn(sample_run.warehouse, output, "run-1", {"run_id": "run-1"})
+    warehouse = copy_warehouse(sample_run.warehouse, tmp_path)
+    run_at = start_run.fn(warehouse, output)
+    publish.publish_outputs.fn(warehouse, output, "run-1", run_at, {"run_id": "run-1"})
     before = {p.name: p.read_bytes() for p in output.iterdir()}
 
     monkeypatch.setitem(
         publish.PUBLISHED_FILES, "account_summary.csv", ("csv", "select * from marts.no_such_table")
     )
     with pytest.raises(duckdb.Error, match="no_such_table"):
-        publish.publish_outputs.fn(sample_run.warehouse, output, "run-2", {"run_id": "run-2"})
+        publish.publish_outputs.fn(
+            warehouse, output, "run-2", start_run.fn(warehouse, output), {"run_id": "run-2"}
+        )
 
     assert {p.name: p.read_bytes() for p in output.iterdir()} == before
 

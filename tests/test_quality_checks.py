@@ -7,12 +7,11 @@ message names the offending keys.
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import SAMPLE_DIR, StepsRun, run_steps, write_delivery
+from conftest import SAMPLE_DIR, StepsRun, copy_warehouse, run_steps, write_delivery
 
 from flows.errors import LayerFailed
 from flows.quality.key_columns import key_column_profile
@@ -29,13 +28,9 @@ def sample_warehouse(tmp_path_factory):
 @pytest.fixture
 def built(sample_warehouse, tmp_path):
     """A private copy of the built sample warehouse, to plant defects in."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    # The newest data may still be in the write-ahead log: fold it in before copying.
-    with duckdb.connect(str(sample_warehouse.warehouse)) as con:
-        con.execute("checkpoint")
-    shutil.copy(sample_warehouse.warehouse, warehouse)
+    warehouse = copy_warehouse(sample_warehouse.warehouse, tmp_path)
     run = StepsRun(warehouse, tmp_path / "output", sample_warehouse.run_at)
-    return run, DbtProject(warehouse, run.run_at.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    return run, DbtProject(warehouse, run.run_at.replace(tzinfo=None))
 
 
 def plant(warehouse, sql):
@@ -54,7 +49,8 @@ def test_duplicate_key_in_a_mart_fails_unique_and_names_the_key(built):
     run, project = built
     plant(
         run.warehouse,
-        "insert into marts.account_summary select * from marts.account_summary where account_id = 'A001'",
+        "insert into marts.account_summary_history select * replace ('planted' as version_id) "
+        "from marts.account_summary_history where account_id = 'A001'",
     )
     failures = failing_checks(project, "marts")
     check = failures["unique_account_summary_account_id"]
@@ -74,8 +70,7 @@ def test_an_aged_delivery_warns_after_24_hours_and_errors_after_48(
 ):
     run, _ = built
     aged = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=age_hours)
-    for table in ("customers", "accounts"):
-        plant(run.warehouse, f"update raw.{table} set _loaded_at = '{aged}'")
+    plant(run.warehouse, f"update raw._file_loads set first_loaded_at = '{aged}'")
     checks = {check.name: check for check in check_source_freshness.fn(run.warehouse)}
     assert {(c.status, c.severity) for c in checks.values()} == {(status, severity)}
     assert (
@@ -93,19 +88,28 @@ def test_a_fresh_delivery_passes_freshness(built):
 PLANTED_DEFECTS = {
     "orphan_account": (
         "marts",
-        "update marts.account_summary set customer_id = 424242 where account_id = 'A001'",
+        (
+            "update marts.account_summary_history set customer_id = 424242 "
+            "where account_id = 'A001' and valid_to is null"
+        ),
         "relationships_account_summary_customer_id__customer_id__ref_customer_profile_",
         "424242",
     ),
     "out_of_range_rate": (
         "marts",
-        "update marts.account_summary set interest_rate_pct = 0.0300 where account_id = 'A002'",
+        (
+            "update marts.account_summary_history set interest_rate_pct = 0.0300 "
+            "where account_id = 'A002' and valid_to is null"
+        ),
         "accepted_range_interest_rate_pct",
         "A002",
     ),
     "wrong_arithmetic": (
         "marts",
-        "update marts.account_summary set new_balance_amount = new_balance_amount + 0.01 where account_id = 'A003'",
+        (
+            "update marts.account_summary_history set new_balance_amount = new_balance_amount + 0.01 "
+            "where account_id = 'A003' and valid_to is null"
+        ),
         "new_balance_equals_original_plus_interest",
         "A003",
     ),
@@ -120,7 +124,10 @@ PLANTED_DEFECTS = {
     ),
     "has_loan_slipped_through": (
         "marts",
-        "update marts.customer_profile set has_loan = null where customer_id = 5",
+        (
+            "update marts.customer_profile_history set has_loan = null "
+            "where customer_id = 5 and valid_to is null"
+        ),
         "not_null_customer_profile_has_loan",
         "5",
     ),

@@ -36,8 +36,9 @@
     try_cast({{ expression }} as {{ data_type }})
 {%- endmacro %}
 
-{#- The run's timestamp (UTC), one per run so every model and both snapshots stamp the
-    same instant. The flow writes it to raw._run_context before each dbt invocation;
+{#- The run's timestamp (UTC), one per run: every version a run opens or closes, in every
+    versioned model, carries it (it is how flows/runtime/wap.py undoes a run that did not
+    publish). The flow writes it to ledgerflow.run_context before each dbt invocation;
     passing it as a --vars value instead would force dbt to re-parse the whole project on
     every run. -#}
 {% macro run_timestamp() -%}
@@ -45,7 +46,7 @@
 {%- endmacro %}
 
 {% macro default__run_timestamp() -%}
-    (select max(run_at) from raw._run_context)
+    (select max(run_at) from ledgerflow.run_context)
 {%- endmacro %}
 
 {#- No flow writes a run-context table on Databricks: whoever runs dbt there passes the
@@ -57,6 +58,21 @@
     {%- else -%}
         current_timestamp()
     {%- endif -%}
+{%- endmacro %}
+
+{#- True when this run recomputes every key (`ledgerflow run --full-refresh`), false when
+    it recomputes only the keys whose inputs changed: a SQL condition, read at run time from
+    the same run context. Databricks recomputes everything unless told otherwise. -#}
+{% macro full_scope() -%}
+    {{ return(adapter.dispatch('full_scope', 'ledgerflow')()) }}
+{%- endmacro %}
+
+{% macro default__full_scope() -%}
+    ((select max(scope) from ledgerflow.run_context) = 'full')
+{%- endmacro %}
+
+{% macro databricks__full_scope() -%}
+    {{ 'true' if var('full_scope', true) else 'false' }}
 {%- endmacro %}
 
 {#- A whole-number type wide enough for 10^17 cents x 250 rate units (2.5 x 10^19, past

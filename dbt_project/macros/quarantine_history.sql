@@ -1,126 +1,89 @@
-{#- Quarantine with history, shared by quarantine_customers and quarantine_accounts.
+{#- Quarantine with history, for quarantine_customers and quarantine_accounts: one row per
+    record (file and content, never its line, which shifts between deliveries) that was
+    ever quarantined, read from the versions of the validated records, which keep it all:
 
-    A quarantined record is identified by its file and its raw content (not its line,
-    which shifts between deliveries); identical rows in one file are told apart by their
-    order. Each run upserts the records quarantined now (first_quarantined_at kept,
-    last_seen_at = this run, resolved_at cleared) and marks the ones that are gone as
-    resolved: a record fixed in a later delivery is resolved, never deleted. -#}
+    - first_quarantined_at: when its first quarantined version opened (kept when a
+      resolved record comes back);
+    - resolved_at: NULL while it is quarantined; else when its last quarantined version
+      closed (the record was fixed, that is: it passed, or left the delivery);
+    - last_seen_at: the last delivery that held it quarantined: the newest delivery while
+      it is quarantined, else the last one before it was resolved.
+
+    The raw values and the reason are those of its latest quarantined version. -#}
 {% macro quarantine_history(validated_relation, raw_columns) -%}
 
 with
 
-validated_rows as (
+validated_versions as (
 
     select * from {{ validated_relation }}
 
 ),
 
-quarantined_now as (
+deliveries as (
+
+    select * from {{ source('ledgerflow', 'deliveries') }}
+
+),
+
+quarantined_versions as (
 
     select
-        {%- for column in raw_columns %}
-        {{ column }},
-        {%- endfor %}
-        quarantine_reason,
-        _source_file,
-        _source_line,
-        _loaded_at,
-        md5(
-            {%- for column in raw_columns %}
-            coalesce({{ column }}, '<null>') || chr(31) ||
-            {%- endfor %}
-            ''
-        ) as content_hash
+        *,
+        row_number() over (partition by _fingerprint order by valid_from desc) as newest_first
 
-    from validated_rows
+    from validated_versions
     where quarantine_reason is not null
 
 ),
 
-identified as (
+records as (
 
     select
-        md5(
-            _source_file || chr(31) || content_hash || chr(31)
-            || cast(row_number() over (
-                partition by _source_file, content_hash order by _source_line
-            ) as {{ dbt.type_string() }})
-        ) as quarantine_record_id,
-        *
+        _fingerprint,
+        min(valid_from) as first_quarantined_at,
+        -- A quarantined version still open: the record is quarantined now.
+        max(case when valid_to is null then 1 else 0 end) as is_quarantined,
+        max(valid_to) as last_closed_at
 
-    from quarantined_now
+    from quarantined_versions
+    group by _fingerprint
 
 ),
 
-{% if is_incremental() %}
+newest_versions as (
 
-history as (
-
-    select * from {{ this }}
-
-),
-
-still_quarantined as (
-
-    select
-        identified.*,
-        coalesce(history.first_quarantined_at, {{ run_timestamp() }}) as first_quarantined_at,
-        {{ run_timestamp() }} as last_seen_at,
-        cast(null as timestamp) as resolved_at
-
-    from identified
-    left join history
-        on identified.quarantine_record_id = history.quarantine_record_id
+    select * from quarantined_versions
+    where newest_first = 1
 
 ),
 
-newly_resolved as (
+final as (
 
     select
-        history.quarantine_record_id,
+        newest_versions._fingerprint as quarantine_record_id,
         {%- for column in raw_columns %}
-        history.{{ column }},
+        newest_versions.{{ column }},
         {%- endfor %}
-        history.quarantine_reason,
-        history._source_file,
-        history._source_line,
-        history._loaded_at,
-        history.content_hash,
-        history.first_quarantined_at,
-        history.last_seen_at,
-        {{ run_timestamp() }} as resolved_at
+        newest_versions._copies,
+        newest_versions.quarantine_reason,
+        newest_versions._source_file,
+        records.first_quarantined_at,
+        case
+            when records.is_quarantined = 1
+                then (select max(deliveries.seen_at) from deliveries)
+            else (
+                select max(deliveries.seen_at) from deliveries
+                where deliveries.seen_at < records.last_closed_at
+            )
+        end as last_seen_at,
+        case when records.is_quarantined = 0 then records.last_closed_at end as resolved_at
 
-    from history
-    left join identified
-        on history.quarantine_record_id = identified.quarantine_record_id
-    where history.resolved_at is null
-        and identified.quarantine_record_id is null
-
-),
-
-final as (
-
-    select * from still_quarantined
-    union all
-    select * from newly_resolved
+    from newest_versions
+    inner join records
+        on newest_versions._fingerprint = records._fingerprint
 
 )
-
-{% else %}
-
-final as (
-
-    select
-        *,
-        {{ run_timestamp() }} as first_quarantined_at,
-        {{ run_timestamp() }} as last_seen_at,
-        cast(null as timestamp) as resolved_at
-
-    from identified
-
-)
-
-{% endif %}
 
 select * from final
 

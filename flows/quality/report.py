@@ -16,7 +16,9 @@ from typing import Protocol
 
 from flows.config import QUARANTINE_BLOCK_RATE, QUARANTINE_WARN_RATE
 from flows.contract import DELIVERY_FILES, MART_SOURCES
+from flows.errors import BlockingChecksFailed
 from flows.quality.checks import CheckResult
+from flows.runtime.failpoints import failpoint_action
 
 
 class ExportOutcome(Protocol):
@@ -40,15 +42,20 @@ class QualityAudit:
         self.error: str | None = None
         self.exports: dict[str, dict] = {}
         self.checks_carried_from: str | None = None
+        self.published = False  # the output folder holds this run's files
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        """Time a step; if it raises, remember it as the step the run stopped at."""
         started = time.perf_counter()
         try:
             yield
+            if failpoint_action(name) == "block":
+                self.add_checks([_failpoint_check(name)])
+                raise BlockingChecksFailed(name, _failpoint_check(name).name)
         except Exception as error:
             self.stopped_at = name
             self.error = str(error)
@@ -102,6 +109,11 @@ class QualityAudit:
         self.quarantine = {table: dict(reasons) for table, reasons in quarantine.items()}
         self.key_columns = key_columns
 
+    def record_failure(self, step: str, message: str) -> None:
+        """The error the run ended with, at the step it stopped at."""
+        self.stopped_at = step
+        self.error = message
+
     def record_exports(self, outcomes: Iterable[ExportOutcome]) -> None:
         """How each export beyond the output folder ended."""
         self.exports = {
@@ -139,7 +151,11 @@ class QualityAudit:
             "key_columns": self.key_columns,
         }
         if self.stopped_at is not None:
-            metrics["stopped_at"] = {"step": self.stopped_at, "error": self.error}
+            metrics["stopped_at"] = {
+                "step": self.stopped_at,
+                "error": self.error,
+                "outputs_published": self.published,
+            }
         if self.exports:
             metrics["exports"] = self.exports
         if self.checks_carried_from is not None:
@@ -164,6 +180,17 @@ class QualityAudit:
             "quarantine": self.quarantine,
             "metrics": metrics,
         }
+
+
+def _failpoint_check(step: str) -> CheckResult:
+    return CheckResult(
+        name=f"failpoint_{step}",
+        model=step,
+        kind="failpoint",
+        status="fail",
+        severity="error",
+        message=f"a blocking check failed on purpose at {step} (LEDGERFLOW_FAILPOINTS)",
+    )
 
 
 def published_rows(report: dict) -> dict[str, int]:

@@ -20,7 +20,12 @@ written for); the upgrade must re-check the patch and widen the range.
   Neither a StaticPool nor `pool_reset_on_return=None` helps: the rows are read after the
   `with` block that returned the connection (tried with GX 1.24.1).
 
-The dbt side's one override lives in `dbt_project/macros/compat.sql`, with its own guard.
+- dbt-duckdb keeps its in-process DuckDB connection in a class attribute for the life of
+  the process, and with it DuckDB's lock on the warehouse file; nothing public closes it
+  (`close_all_connections` only drops the reference). A run closes it before it lets go
+  of the warehouse, so the next run, in another process, can open the file.
+
+The dbt side's overrides live in `dbt_project/macros/compat.sql`, with its own guard.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 # Package -> the version prefixes each patch was written and tested against.
 PREFECT_VERSIONS = {"prefect": ("3.8.",), "prefect-dbt": ("0.7.",)}
 GREAT_EXPECTATIONS_VERSIONS = {"great_expectations": ("1.24.",)}
+DBT_DUCKDB_VERSIONS = {"dbt-duckdb": ("1.11.",)}
 
 
 class UnsupportedVersion(RuntimeError):
@@ -107,3 +113,15 @@ def keep_one_duckdb_connection_in_great_expectations() -> None:
         value = "duckdb"
 
     engine._PERSISTED_CONNECTION_DIALECTS = (*dialects, DuckDBDialect("duckdb"))
+
+
+def close_dbt_duckdb_connection() -> None:
+    """Close dbt-duckdb's in-process connection to the warehouse, if it opened one."""
+    require_versions(DBT_DUCKDB_VERSIONS)
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        if environment is not None:
+            environment.close()
+            DuckDBConnectionManager._ENV = None

@@ -11,17 +11,26 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, RAW_SCHEMA
+from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, PipelineSettings
 from flows.errors import LayerFailed
 from flows.quality.checks import CheckResult
-from flows.runtime.compat import share_prefect_state_across_dbt_node_threads
+from flows.runtime.compat import (
+    close_dbt_duckdb_connection,
+    share_prefect_state_across_dbt_node_threads,
+)
 from flows.runtime.warehouse import connect
+
+# The run's timestamp and scope, for the models (macros run_timestamp() and run_scope()).
+RUN_CONTEXT = "ledgerflow.run_context"
 
 if TYPE_CHECKING:
     from prefect_dbt import PrefectDbtRunner
@@ -48,12 +57,16 @@ def target_path(warehouse: Path, project_dir: Path = DBT_PROJECT_DIR) -> Path:
 
 class DbtProject:
     """The project's dbt (or a copy of it, in `project_dir`), pointed at one warehouse with
-    one run's timestamp."""
+    one run's timestamp.
+
+    `full_refresh` recomputes every key rather than only those whose inputs changed; it
+    never rebuilds a table (the versioned tables keep their history, and what differs is
+    written as new versions)."""
 
     def __init__(
         self,
         warehouse: Path,
-        run_at: str,
+        run_at: datetime,
         full_refresh: bool = False,
         project_dir: Path = DBT_PROJECT_DIR,
     ):
@@ -64,6 +77,21 @@ class DbtProject:
         self.target_path = target_path(warehouse, project_dir)
         self._runner: PrefectDbtRunner | None = None
 
+    @classmethod
+    @contextmanager
+    def for_run(cls, settings: PipelineSettings, run_at: datetime) -> Iterator[DbtProject]:
+        """The project for one run; dbt's connection to the warehouse is closed at the end
+        (DuckDB would otherwise keep the file locked for the rest of the process)."""
+        project = cls(settings.warehouse, run_at, settings.full_refresh)
+        try:
+            yield project
+        finally:
+            project.close()
+
+    def close(self) -> None:
+        if self._runner is not None:
+            close_dbt_duckdb_connection()
+
     def build_layer(self, layer: str, unit_tests: bool = True) -> LayerResult:
         """Build the layer's models or snapshots and run their tests.
 
@@ -72,8 +100,6 @@ class DbtProject:
         args = ["build", "--select", DBT_LAYERS[layer]]
         if not unit_tests:
             args += ["--exclude", "resource_type:unit_test"]
-        if self.full_refresh:
-            args.append("--full-refresh")
         return self._run_layer(layer, args)
 
     def test_layer(self, layer: str) -> LayerResult:
@@ -153,13 +179,15 @@ class DbtProject:
         return self._runner.invoke(args)
 
     def _write_run_context(self) -> None:
-        """The run's timestamp, read by the run_timestamp() macro (a table, not a dbt var,
-        so dbt's partial parsing survives from one run to the next)."""
+        """The run's timestamp and scope, read by the run_timestamp() and run_scope()
+        macros (a table, not dbt vars, so dbt's partial parsing survives from one run to
+        the next)."""
         with connect(self.warehouse) as con:
-            con.execute(f"create schema if not exists {RAW_SCHEMA}")
+            con.execute(f"create schema if not exists {RUN_CONTEXT.split('.')[0]}")
             con.execute(
-                f"create or replace table {RAW_SCHEMA}._run_context as select cast(? as timestamp) as run_at",
-                [self.run_at],
+                f"create or replace table {RUN_CONTEXT} as "
+                "select cast(? as timestamp) as run_at, ? as scope",
+                [self.run_at, "full" if self.full_refresh else "changes"],
             )
 
 

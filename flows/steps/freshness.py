@@ -27,20 +27,27 @@ _PERIODS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": t
 
 
 @cache
-def freshness_rules() -> tuple[tuple[str, str, str, dict[str, Any]], ...]:
-    """(source table, relation, loaded_at column, thresholds) of every source table that
-    has a freshness rule, a table's own settings overriding its source's."""
+def freshness_rules() -> tuple[tuple[str, str, dict[str, Any]], ...]:
+    """(source table, query of its newest load time, thresholds) of every source table
+    with a freshness rule, a table's own settings overriding its source's (a table may
+    switch freshness off with `freshness: null`)."""
     rules = []
     for source in yaml.safe_load(SOURCES_YAML.read_text(encoding="utf-8"))["sources"]:
+        source_config = source.get("config") or {}
         for table in source.get("tables") or []:
-            column = table.get("loaded_at_field") or source.get("loaded_at_field")
-            thresholds = (table.get("config") or {}).get("freshness") or (
-                source.get("config") or {}
-            ).get("freshness")
-            if column and thresholds:
-                relation = f"{source.get('schema') or source['name']}.{table['name']}"
-                rules.append((table["name"], relation, column, thresholds))
-    return tuple(sorted(rules))
+            config = {**source_config, **(table.get("config") or {})}
+            thresholds = config.get("freshness")
+            query = config.get("loaded_at_query")
+            column = config.get("loaded_at_field") or source.get("loaded_at_field")
+            if not thresholds or not (query or column):
+                continue
+            if query is None:
+                schema = source.get("schema") or source["name"]
+                query = (
+                    f'select "{column}" from {schema}.{table.get("identifier") or table["name"]}'
+                )
+            rules.append((table["name"], query.strip(), thresholds))
+    return tuple(sorted(rules, key=lambda rule: rule[0]))
 
 
 @task(name="source-freshness")
@@ -49,8 +56,10 @@ def check_source_freshness(warehouse: Path) -> list[CheckResult]:
     now = datetime.now(UTC).replace(tzinfo=None)
     checks = []
     with connect(warehouse) as con:
-        for name, relation, column, thresholds in freshness_rules():
-            (newest,) = con.execute(f'select max("{column}") from {relation}').fetchone()
+        for name, query, thresholds in freshness_rules():
+            (newest,) = con.execute(
+                f"select max(loaded) from ({query}) as loads(loaded)"
+            ).fetchone()
             checks.append(freshness_check(name, newest, now, thresholds))
     return checks
 

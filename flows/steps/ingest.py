@@ -1,23 +1,36 @@
-"""Ingestion: a delivery's CSV files into the warehouse's raw schema, as text.
+"""Ingestion with change capture: a delivery's CSV files into the warehouse's raw schema,
+every value as text, and what changed since the last delivery.
 
-DuckDB's own CSV reader does the reading (no row passes through Python). Python reads
-only each file's header, to match the required columns, and streams the bytes once for
-the content hash. Both files load in one transaction: a broken file leaves the raw
+A record is identified by its content: the fingerprint (128-bit md5) of its business
+values, never its line, which shifts between deliveries. For each delivery table
+(customers, accounts) the warehouse keeps
+
+    raw._records_<table>   one row per distinct content, with how many `_copies` of it the
+                           file holds; versioned (valid_from / valid_to = the run that added
+                           or removed it), so a run's change set is the rows it stamped
+    raw._lines_<table>     every row of the current file: its fingerprint and `_source_line`
+                           (the record's position, header = 1, empty lines not counted);
+                           replaced whole by a run that reads a changed file
+    raw.<table>            the contract's raw table, a view: each delivered row's values,
+                           `_source_file`, `_source_line` and `_loaded_at`
+
+and, for all tables, `raw._files` (versioned: which content each table holds now),
+`raw._file_loads` (when each file content was first ingested: `_loaded_at`, in the
+warehouse itself so a new Prefect home does not reset it), `raw.delivered_files` (a view
+of the current files with their load time) and `raw._deliveries` (every run that read a
+delivery, changed or not: the runs that "saw" a record).
+
+DuckDB's CSV reader does the reading (no row passes through Python, flows/steps/
+delivery_csv.py). A changed file costs two scans: one writes every row's fingerprint and
+line, the second reads only the rows of new content. An unchanged file (same sha256) costs
+nothing but its hash. Both files load in one transaction: a broken file leaves the raw
 tables exactly as they were.
-
-Each raw row keeps `_source_file` (the name), `_source_line` (the record's position, the
-header being 1, empty lines not counted) and `_loaded_at` (UTC, when this file's content
-first reached this warehouse, recorded in `raw._file_loads` so a new orchestrator home
-does not reset it).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -26,10 +39,26 @@ from prefect import task
 from flows.config import RAW_SCHEMA
 from flows.contract import DELIVERY_FILES
 from flows.errors import InputError
+from flows.runtime import wap
 from flows.runtime.log import step_logger
 from flows.runtime.warehouse import connect
+from flows.steps.delivery_csv import (
+    Header,
+    drop_rejects,
+    file_sha256,
+    quote_identifier,
+    quote_literal,
+    raise_for_rejects,
+    read_header,
+    scan_sql,
+)
 
-HASH_CHUNK_BYTES = 1 << 20
+FILES = f"{RAW_SCHEMA}._files"
+FILE_LOADS = f"{RAW_SCHEMA}._file_loads"
+DELIVERIES = f"{RAW_SCHEMA}._deliveries"
+DELIVERED_FILES = f"{RAW_SCHEMA}.delivered_files"
+# Columns the warehouse adds to a delivered record; a delivered column may not be named so.
+LINEAGE_COLUMNS = ("_source_file", "_source_line", "_loaded_at", "_fingerprint", "_copies")
 
 
 @dataclass(frozen=True)
@@ -40,22 +69,28 @@ class IngestedFile:
     file_name: str
     sha256: str
     rows: int
-    loaded_at: datetime
     extra_columns: tuple[str, ...]
-    reloaded: bool  # False when the warehouse already held this exact content
+    changed: bool  # False when the warehouse already held this exact content
+    new_records: int  # contents added (or whose number of copies changed)
+    removed_records: int  # contents no longer delivered (or whose number of copies changed)
 
 
-@dataclass(frozen=True)
-class _Header:
-    columns: tuple[str, ...]  # lower-cased, trimmed
-    line: int  # physical line of the header record
+def records_table(table: str) -> str:
+    return f"{RAW_SCHEMA}._records_{table}"
+
+
+def lines_table(table: str) -> str:
+    return f"{RAW_SCHEMA}._lines_{table}"
 
 
 @task(name="ingest-delivery")
 def ingest_delivery(
-    input_dir: Path, warehouse: Path, known_sha256: dict[str, str] | None = None
+    input_dir: Path,
+    warehouse: Path,
+    run_at: datetime,
+    known_sha256: dict[str, str] | None = None,
 ) -> list[IngestedFile]:
-    """Load every delivery file whose content the warehouse does not hold yet.
+    """Capture what the delivery's files change in the warehouse, stamped with `run_at`.
 
     `known_sha256`: the files' hashes if the caller has just computed them (reading a large
     file once is enough). Never retried: every failure here is the data's, and the same
@@ -65,18 +100,19 @@ def ingest_delivery(
     for path in files.values():
         if not path.is_file():
             raise InputError(path.name, f"file not found in {input_dir}")
-    headers = {table: _read_header(path, DELIVERY_FILES[table]) for table, path in files.items()}
+    headers = {table: _checked_header(path, table) for table, path in files.items()}
     hashes = known_sha256 or {table: file_sha256(path) for table, path in files.items()}
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:
-        _ensure_bookkeeping(con)
+        ensure_raw_schema(con)
         con.execute("begin transaction")
         try:
             results = [
-                _load_file(con, table, files[table], headers[table], hashes[table])
+                _capture(con, table, files[table], headers[table], hashes[table], run_at)
                 for table in files
             ]
+            con.execute(f"insert into {DELIVERIES} values (?)", [run_at])
             con.execute("commit")
         except BaseException:
             con.execute("rollback")
@@ -85,85 +121,16 @@ def ingest_delivery(
     return results
 
 
-def _log_ingested(files: list[IngestedFile]) -> None:
-    logger = step_logger(__name__)
-    for loaded in files:
-        verb = "loaded" if loaded.reloaded else "unchanged, not re-loaded"
-        logger.info(
-            "%s: %s rows %s (sha256 %s)", loaded.file_name, loaded.rows, verb, loaded.sha256[:12]
-        )
-        if loaded.extra_columns:
-            logger.warning(
-                "%s has extra columns, kept in raw: %s",
-                loaded.file_name,
-                ", ".join(loaded.extra_columns),
-            )
-
-
 def delivery_paths(input_dir: Path) -> dict[str, Path]:
     """Each raw table and the delivery file it is loaded from."""
     return {table: input_dir / f"{table}.csv" for table in DELIVERY_FILES}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _read_header(path: Path, required: tuple[str, ...]) -> _Header:
-    """The first non-empty record, checked against the required columns.
-
-    Read as bytes up to the end of that record, so a problem further down the file is
-    reported by the CSV reader at its own line, not blamed on the header.
-    """
-    record, line = b"", 0
-    with path.open("rb") as handle:
-        for raw_line in handle:
-            line += 1
-            if not record and not raw_line.strip(b"\r\n"):
-                continue  # empty lines before the header
-            record += raw_line
-            if record.count(b'"') % 2 == 0:
-                break
-    if not record:
-        raise InputError(path.name, "empty file: no header row")
-    start_line = line - record.count(b"\n") + (1 if record.endswith(b"\n") else 0)
-    try:
-        text = record.decode("utf-8-sig")
-        header = next(csv.reader(io.StringIO(text), strict=True))
-    except UnicodeDecodeError as exc:
-        raise InputError(path.name, f"not valid UTF-8 ({exc.reason})", line=start_line) from exc
-    except (csv.Error, StopIteration) as exc:
-        raise InputError(path.name, f"not CSV: unreadable header ({exc})", line=start_line) from exc
-    line = start_line
-
-    columns = tuple(name.strip().lower() for name in header)
-    seen: set[str] = set()
-    for index, name in enumerate(columns, start=1):
-        if not name:
-            raise InputError(path.name, f"header column {index} has no name", line=line)
-        if name in seen:
-            raise InputError(path.name, f"header names column '{name}' twice", line=line)
-        seen.add(name)
-    missing = [name for name in required if name.lower() not in seen]
-    if missing:
-        raise InputError(
-            path.name,
-            f"missing required column(s) {', '.join(missing)} (header: {', '.join(header)})",
-            line=line,
-        )
-    return _Header(columns=columns, line=line)
-
-
-def _ensure_bookkeeping(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create schema if not exists {RAW_SCHEMA}")
-    # Which content each file had when first seen, so _loaded_at survives re-runs.
     con.execute(
         f"""
-        create table if not exists {RAW_SCHEMA}._file_loads (
+        create table if not exists {FILE_LOADS} (
             file_name varchar not null,
             sha256 varchar not null,
             first_loaded_at timestamp not null,
@@ -171,155 +138,265 @@ def _ensure_bookkeeping(con: duckdb.DuckDBPyConnection) -> None:
         )
         """
     )
-    # Which content each raw table holds now.
     con.execute(
         f"""
-        create table if not exists {RAW_SCHEMA}._current_files (
-            table_name varchar primary key,
+        create table if not exists {FILES} (
+            table_name varchar not null,
             file_name varchar not null,
             sha256 varchar not null,
             row_count bigint not null,
-            extra_columns varchar[] not null
+            columns varchar[] not null,
+            valid_from timestamp not null,
+            valid_to timestamp
         )
+        """
+    )
+    con.execute(f"create table if not exists {DELIVERIES} (seen_at timestamp not null)")
+    con.execute(
+        f"""
+        create or replace view {DELIVERED_FILES} as
+        select
+            files.table_name,
+            files.file_name,
+            files.sha256,
+            files.row_count,
+            -- A header-only file has no data, so no load time: its freshness fails.
+            case when files.row_count > 0 then loads.first_loaded_at end as loaded_at
+        from {FILES} as files
+        inner join {FILE_LOADS} as loads
+            on files.file_name = loads.file_name and files.sha256 = loads.sha256
+        where files.valid_to is null
+        """
+    )
+
+    for table, required in DELIVERY_FILES.items():
+        values = ", ".join(f"{quote_identifier(name.lower())} varchar" for name in required)
+        con.execute(
+            f"""
+            create table if not exists {records_table(table)} (
+                _fingerprint uhugeint not null,
+                _copies integer not null,
+                {values},
+                _source_file varchar not null,
+                valid_from timestamp not null,
+                valid_to timestamp
+            )
+            """
+        )
+        con.execute(
+            f"create table if not exists {lines_table(table)} "
+            "(_fingerprint uhugeint not null, _source_line bigint not null)"
+        )
+        _create_raw_view(con, table)
+
+
+def _checked_header(path: Path, table: str) -> Header:
+    header = read_header(path, DELIVERY_FILES[table])
+    clashing = [name for name in header.columns if name in LINEAGE_COLUMNS]
+    if clashing:
+        raise InputError(
+            path.name,
+            f"column {clashing[0]!r} is a name the warehouse keeps for a record's lineage",
+            line=header.line,
+        )
+    return header
+
+
+def _capture(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    header: Header,
+    sha256: str,
+    run_at: datetime,
+) -> IngestedFile:
+    extras = _extra_columns(table, header)
+    current = con.execute(
+        f"select sha256, row_count, columns from {FILES} where table_name = ? and valid_to is null",
+        [table],
+    ).fetchone()
+    if current is not None and current[0] == sha256 and tuple(current[2]) == header.columns:
+        return IngestedFile(table, path.name, sha256, current[1], extras, False, 0, 0)
+
+    _add_extra_columns(con, table, header)
+    rows = _write_lines(con, table, path, header, run_at)
+    removed, added = _apply_changes(con, table, path, header, run_at)
+    if current is not None:
+        con.execute(
+            f"update {FILES} set valid_to = ? where table_name = ? and valid_to is null",
+            [run_at, table],
+        )
+    con.execute(
+        f"insert into {FILES} values (?, ?, ?, ?, ?, ?, null)",
+        [table, path.name, sha256, rows, list(header.columns), run_at],
+    )
+    con.execute(f"insert or ignore into {FILE_LOADS} values (?, ?, ?)", [path.name, sha256, run_at])
+    return IngestedFile(table, path.name, sha256, rows, extras, True, added, removed)
+
+
+def _extra_columns(table: str, header: Header) -> tuple[str, ...]:
+    required = {name.lower() for name in DELIVERY_FILES[table]}
+    return tuple(name for name in header.columns if name not in required)
+
+
+def _value_columns(table: str, header: Header) -> list[str]:
+    """The record's business values, in a fixed order whatever the file's column order:
+    the contract's columns, then extra columns by name."""
+    required = [name.lower() for name in DELIVERY_FILES[table]]
+    return required + sorted(_extra_columns(table, header))
+
+
+def _fingerprint_sql(table: str, header: Header) -> str:
+    """md5 over each value prefixed by its length (NULL as '-'), so no two different
+    records can encode alike; extra columns carry their names."""
+    required = {name.lower() for name in DELIVERY_FILES[table]}
+    parts = []
+    for name in _value_columns(table, header):
+        column = quote_identifier(name)
+        value = f"coalesce(length({column})::varchar || ':' || {column}, '-')"
+        if name not in required:
+            value = f"{quote_literal(f'{len(name)}:{name}=')} || {value}"
+        parts.append(value)
+    return f"md5_number({' || '.join(parts)})"
+
+
+def _add_extra_columns(con: duckdb.DuckDBPyConnection, table: str, header: Header) -> None:
+    """A column first delivered now gets a place in the records table (and in raw.<table>).
+    It is never removed: older records simply have no value for it."""
+    known = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [RAW_SCHEMA, f"_records_{table}"],
+        ).fetchall()
+    }
+    for name in _value_columns(table, header):
+        if name not in known:
+            con.execute(
+                f"alter table {records_table(table)} add column {quote_identifier(name)} varchar"
+            )
+
+
+def _write_lines(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: Header, run_at: datetime
+) -> int:
+    """First scan: every row's fingerprint and line, replacing the last file's lines."""
+    rejects = f"_rejects_{table}"
+    drop_rejects(con, rejects)
+    wap.replace_table(con, lines_table(table), run_at)
+    con.execute(
+        f"""
+        create table {lines_table(table)} as
+        select
+            {_fingerprint_sql(table, header)} as _fingerprint,
+            cast(record_number + 1 as bigint) as _source_line
+        from {scan_sql(path, header, rejects)}
+        """
+    )
+    raise_for_rejects(con, rejects, path)
+    drop_rejects(con, rejects)
+    (rows,) = con.execute(f"select count(*) from {lines_table(table)}").fetchone()
+    return rows
+
+
+def _apply_changes(
+    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: Header, run_at: datetime
+) -> tuple[int, int]:
+    """Close the records this file no longer holds (as many copies), and add its new
+    ones, read by the second scan; returns (closed, added)."""
+    records = records_table(table)
+    delivered = f"_delivered_{table}"
+    con.execute(
+        f"""
+        create or replace temp table {delivered} as
+        select _fingerprint, cast(count(*) as integer) as _copies, min(_source_line) as _line
+        from {lines_table(table)}
+        group by _fingerprint
+        """
+    )
+    (closed,) = con.execute(
+        f"""
+        update {records} set valid_to = ?
+        where valid_to is null
+            and not exists (
+                select 1 from {delivered}
+                where {delivered}._fingerprint = {records}._fingerprint
+                    and {delivered}._copies = {records}._copies
+            )
+        """,
+        [run_at],
+    ).fetchone()
+    values = _value_columns(table, header)
+    delivered_values = ", ".join(quote_identifier(name) for name in values)
+    rejects = f"_rejects_{table}_again"
+    (added,) = con.execute(
+        f"""
+        insert into {records} (_fingerprint, _copies, {delivered_values}, _source_file,
+                               valid_from, valid_to)
+        with new_records as (
+            select {delivered}._fingerprint, {delivered}._copies, {delivered}._line
+            from {delivered}
+            anti join (select _fingerprint, _copies from {records} where valid_to is null) as kept
+                on {delivered}._fingerprint = kept._fingerprint
+                and {delivered}._copies = kept._copies
+        )
+        select
+            new_records._fingerprint,
+            new_records._copies,
+            {", ".join(f"delivered.{quote_identifier(name)}" for name in values)},
+            ?,
+            ?,
+            null
+        from {scan_sql(path, header, rejects)}
+        inner join new_records on delivered.record_number + 1 = new_records._line
+        """,
+        [path.name, run_at],
+    ).fetchone()
+    drop_rejects(con, rejects)
+    con.execute(f"drop table {delivered}")
+    return int(closed), int(added)
+
+
+def _create_raw_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """raw.<table>: the current delivery as delivered, one row per line: every value column
+    (the contract's, then extra ones) and where the row came from."""
+    con.execute(
+        f"""
+        create or replace view {RAW_SCHEMA}.{quote_identifier(table)} as
+        select
+            records.* exclude (_fingerprint, _copies, _source_file, valid_from, valid_to),
+            records._source_file,
+            lines._source_line,
+            files.loaded_at as _loaded_at,
+            records._fingerprint
+        from {lines_table(table)} as lines
+        inner join {records_table(table)} as records
+            on lines._fingerprint = records._fingerprint and records.valid_to is null
+        cross join (
+            select loaded_at from {DELIVERED_FILES} where table_name = {quote_literal(table)}
+        ) as files
         """
     )
 
 
-def _load_file(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: _Header, sha256: str
-) -> IngestedFile:
-    required = {name.lower() for name in DELIVERY_FILES[table]}
-    extras = tuple(name for name in header.columns if name not in required)
-    loaded_at = _first_loaded_at(con, path.name, sha256)
-
-    current = con.execute(
-        f"select sha256, row_count from {RAW_SCHEMA}._current_files where table_name = ?",
-        [table],
-    ).fetchone()
-    if current is not None and current[0] == sha256 and raw_table_exists(con, table):
-        return IngestedFile(table, path.name, sha256, current[1], loaded_at, extras, False)
-
-    rows = _copy_csv_into_raw(con, table, path, header, loaded_at)
-    con.execute(
-        f"insert or replace into {RAW_SCHEMA}._current_files values (?, ?, ?, ?, ?)",
-        [table, path.name, sha256, rows, list(extras)],
-    )
-    return IngestedFile(table, path.name, sha256, rows, loaded_at, extras, True)
-
-
-def _first_loaded_at(con: duckdb.DuckDBPyConnection, file_name: str, sha256: str) -> datetime:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    con.execute(
-        f"insert or ignore into {RAW_SCHEMA}._file_loads values (?, ?, ?)",
-        [file_name, sha256, now],
-    )
-    (loaded_at,) = con.execute(
-        f"select first_loaded_at from {RAW_SCHEMA}._file_loads where file_name = ? and sha256 = ?",
-        [file_name, sha256],
-    ).fetchone()
-    return loaded_at
-
-
-def raw_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [RAW_SCHEMA, table],
-        ).fetchone()[0]
-    )
-
-
-def _copy_csv_into_raw(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: _Header, loaded_at: datetime
-) -> int:
-    """Replace raw.<table> with the file's records, every value as text."""
-    column_types = ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in header.columns)
-    selected = ", ".join(_quote_identifier(name) for name in header.columns)
-    rejects = f"_rejects_{table}"
-    con.execute(f"drop table if exists {rejects}")
-    con.execute(f"drop table if exists {rejects}_scan")
-    # Every option explicit: the sniffer must never guess a dialect or a type. Ordinality
-    # numbers records as read (empty lines skipped), so the header is 1 and data starts at 2.
-    con.execute(
-        f"""
-        create or replace table {RAW_SCHEMA}.{_quote_identifier(table)} as
-        select
-            {selected},
-            ? as _source_file,
-            cast(record_number + 1 as bigint) as _source_line,
-            cast(? as timestamp) as _loaded_at
-        from read_csv(
-            ?,
-            columns = {{{column_types}}},
-            header = true,
-            skip = {header.line - 1},
-            auto_detect = false,
-            delim = ',',
-            quote = '"',
-            escape = '"',
-            encoding = 'utf-8',
-            strict_mode = true,
-            allow_quoted_nulls = false,
-            store_rejects = true,
-            rejects_table = '{rejects}',
-            rejects_scan = '{rejects}_scan'
-        ) with ordinality as delivered({selected}, record_number)
-        """,
-        [path.name, loaded_at, str(path)],
-    )
-    first_error = con.execute(
-        f"select byte_position, line_byte_position, error_type, error_message from {rejects} "
-        "order by line_byte_position, byte_position limit 1"
-    ).fetchone()
-    if first_error is not None:
-        _, record_start, error_type, message = first_error
-        # DuckDB's record start can sit on the line end before the record (or a skipped
-        # empty line); the record itself begins at the next byte that is not a line end.
-        # For an unterminated quote this is where the quote opened, not the end of file.
-        raise InputError(
-            path.name,
-            _describe_csv_error(error_type, message),
-            line=_physical_line(path, _skip_newlines(path, record_start)),
-        )
-    (rows,) = con.execute(
-        f"select count(*) from {RAW_SCHEMA}.{_quote_identifier(table)}"
-    ).fetchone()
-    return rows
-
-
-def _describe_csv_error(error_type: str, message: str) -> str:
-    if error_type == "INVALID ENCODING":
-        return "not valid UTF-8"
-    if error_type == "UNQUOTED VALUE":
-        return "not CSV: unterminated or misplaced quote"
-    if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
-        return f"not CSV: the record's field count does not match the header ({message})"
-    return f"not CSV: {error_type.lower()} ({message})"
-
-
-def _skip_newlines(path: Path, position: int) -> int:
-    """The first byte at or after `position` that is not part of a line end."""
-    with path.open("rb") as handle:
-        handle.seek(position)
-        while handle.read(1) in (b"\r", b"\n"):
-            position += 1
-    return position
-
-
-def _physical_line(path: Path, byte_position: int) -> int:
-    """1-based line number of a byte offset, counting every newline before it."""
-    newlines = 0
-    remaining = byte_position
-    with path.open("rb") as handle:
-        while remaining > 0 and (chunk := handle.read(min(HASH_CHUNK_BYTES, remaining))):
-            newlines += chunk.count(b"\n")
-            remaining -= len(chunk)
-    return newlines + 1
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _log_ingested(files: list[IngestedFile]) -> None:
+    logger = step_logger(__name__)
+    for loaded in files:
+        if loaded.changed:
+            logger.info(
+                "%s: %s rows, %s new and %s removed contents (sha256 %s)",
+                loaded.file_name,
+                loaded.rows,
+                loaded.new_records,
+                loaded.removed_records,
+                loaded.sha256[:12],
+            )
+        else:
+            logger.info("%s: unchanged (sha256 %s)", loaded.file_name, loaded.sha256[:12])
+        if loaded.extra_columns:
+            logger.warning(
+                "%s has extra columns, kept in raw: %s",
+                loaded.file_name,
+                ", ".join(loaded.extra_columns),
+            )

@@ -1,9 +1,9 @@
 """Write–audit–publish of the output folder.
 
 The run's files are written by DuckDB into a hidden folder beside the published ones,
-then moved into place. The moves are journalled: if a process dies half-way, the next
-publish (or read of the folder through `recover_interrupted_publish`) completes them, so
-a reader sees either every file of a run or every file of the previous one.
+then moved into place together with the run's warehouse changes: the moves are journalled
+(flows/runtime/wap.py), so if a process dies half-way, the next run completes them, and a
+reader sees either every file of a run or every file of the previous one.
 
 What each mart file holds is the dbt marts contract's columns, in its order and types
 (`flows/contract.py` reads it); the files are sorted by the mart's key.
@@ -12,17 +12,18 @@ What each mart file holds is the dbt marts contract's columns, in its order and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from prefect import task
 
 from flows.contract import DELIVERY_FILES, PUBLISHED_MARTS, mart_columns, raw_value_column
+from flows.runtime import wap
 from flows.runtime.warehouse import connect
+from flows.steps.ingest import lines_table
 
-JOURNAL_NAME = ".publish-journal.json"
 FAILED_DIR_NAME = "failed"
 REPORT_NAME = "quality_report.json"
 
@@ -68,17 +69,20 @@ def _mart_query(mart: str, column_sql: Callable[[str, str], str]) -> str:
 
 
 def _quarantine_query(table: str) -> str:
-    """This delivery's quarantined rows: the raw values as delivered under the contract's
-    header names, the reason, where each came from and since when."""
+    """This delivery's quarantined rows, one per line (a record delivered twice is on two
+    lines): the raw values as delivered under the contract's header names, the reason,
+    where each came from and since when."""
     raw = ", ".join(
         _csv_text(raw_value_column(header), f'"{header}"') for header in DELIVERY_FILES[table]
     )
     return f"""
-        select {raw}, quarantine_reason, _source_file, _source_line,
+        select {raw}, quarantine_reason, _source_file, lines._source_line,
                {_csv_timestamp("first_quarantined_at")}
-        from staging.quarantine_{table}
-        where resolved_at is null
-        order by _source_line
+        from staging.quarantine_{table} as quarantined
+        inner join {lines_table(table)} as lines
+            on quarantined.quarantine_record_id = lines._fingerprint
+        where quarantined.resolved_at is null
+        order by lines._source_line
     """
 
 
@@ -100,11 +104,13 @@ _COPY_OPTIONS = {
 
 
 @task(name="publish-outputs")
-def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict) -> list[Path]:
-    """Replace every published file with this run's, all together."""
+def publish_outputs(
+    warehouse: Path, output_dir: Path, run_id: str, run_at: datetime, report: dict
+) -> list[Path]:
+    """Replace every published file with this run's, all together, and make the run's
+    warehouse changes the ones later runs build on (flows/runtime/wap.py)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    recover_interrupted_publish(output_dir)
-    staging = output_dir / f".publish-{run_id}"
+    staging = wap.staging_folder(output_dir, run_id)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     names = [*PUBLISHED_FILES, REPORT_NAME]
@@ -112,15 +118,12 @@ def publish_outputs(warehouse: Path, output_dir: Path, run_id: str, report: dict
         write_data_files(warehouse, staging)
         _write_json(staging / REPORT_NAME, report)
         for name in names:
-            _fsync(staging / name)
-        # From here on the publish is decided: the journal lets a crash roll it forward.
-        _write_json(
-            output_dir / JOURNAL_NAME, {"run_id": run_id, "staging": staging.name, "files": names}
-        )
+            wap.fsync_file(staging / name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    recover_interrupted_publish(output_dir)
+    journal = wap.Journal(run_id, run_at, warehouse, staging.name, tuple(names))
+    wap.publish(warehouse, output_dir, journal)
     return [output_dir / name for name in names]
 
 
@@ -134,31 +137,13 @@ def write_data_files(warehouse: Path, folder: Path) -> None:
             con.execute(f"copy ({query}) to '{target}' ({_COPY_OPTIONS[file_format]})")
 
 
-def recover_interrupted_publish(output_dir: Path) -> None:
-    """Finish a publish whose journal was written: move what is left, then forget it."""
-    journal_path = output_dir / JOURNAL_NAME
-    if not journal_path.exists():
-        return
-    journal = json.loads(journal_path.read_text())
-    staging = output_dir / journal["staging"]
-    for name in journal["files"]:
-        if (staging / name).exists():
-            os.replace(staging / name, output_dir / name)
-    _fsync_dir(output_dir)
-    journal_path.unlink()
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 @task(name="publish-report")
 def replace_published_report(output_dir: Path, report: dict) -> Path:
     """Replace the published report in one rename: with a later version of the same run's
     (one that knows how the exports went), or with the report of a run that found the
     published data files already current."""
     path = output_dir / REPORT_NAME
-    tmp = output_dir / f".{REPORT_NAME}.tmp"
-    _write_json(tmp, report)
-    _fsync(tmp)
-    os.replace(tmp, path)
+    wap.write_durably(path, _json(report))
     return path
 
 
@@ -168,24 +153,13 @@ def write_failed_report(output_dir: Path, report: dict) -> Path:
     failed_dir = output_dir / FAILED_DIR_NAME
     failed_dir.mkdir(parents=True, exist_ok=True)
     path = failed_dir / REPORT_NAME
-    tmp = path.with_suffix(".json.tmp")
-    _write_json(tmp, report)
-    os.replace(tmp, path)
+    wap.write_durably(path, _json(report))
     return path
 
 
+def _json(payload: dict) -> str:
+    return json.dumps(payload, indent=2, sort_keys=False) + "\n"
+
+
 def _write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    path.write_text(_json(payload), encoding="utf-8")

@@ -9,7 +9,8 @@ successful publish left them:
 - the project's code and settings that decide the checks (dbt project, expectation suites,
   flows, quarantine thresholds, dbt/DuckDB/GX versions),
 - the output folder's data files (size and modification time),
-- and no run since then changed the warehouse,
+- and that publish is the last one the warehouse committed (a run that stopped since has
+  had its changes undone),
 
 the flow re-measures source freshness (the one check that depends on the clock, with the
 same step as every run), carries every other check over from that publish, and replaces
@@ -36,10 +37,12 @@ from flows.config import (
     RAW_SCHEMA,
 )
 from flows.quality.checks import CheckResult
+from flows.runtime.wap import JOURNAL_NAME, RUNS
 from flows.runtime.warehouse import connect
+from flows.steps.delivery_csv import file_sha256
 from flows.steps.expectations import EXPECTATIONS_DIR
-from flows.steps.ingest import delivery_paths, file_sha256, raw_table_exists
-from flows.steps.publish import JOURNAL_NAME, PUBLISHED_DATA_FILES
+from flows.steps.ingest import delivery_paths
+from flows.steps.publish import PUBLISHED_DATA_FILES
 
 RECORD_TABLE = f"{RAW_SCHEMA}._published_run"
 
@@ -137,8 +140,14 @@ def find_reusable_publish(
     previous = _read_record(warehouse)
     if previous is None:
         return None
+    with connect(warehouse) as con:
+        # Only while that publish is still the last one the warehouse committed.
+        (last_run_id,) = con.execute(
+            f"select max_by(run_id, run_at) from {RUNS} where state = 'committed'"
+        ).fetchone()
     reusable = (
-        previous.output_dir == str(output_dir.resolve())
+        last_run_id == previous.run_id
+        and previous.output_dir == str(output_dir.resolve())
         and previous.input_sha256 == input_sha256
         and not (output_dir / JOURNAL_NAME).exists()
         and previous.files == published_files_state(output_dir)
@@ -146,14 +155,6 @@ def find_reusable_publish(
         and previous.code_fingerprint == code_fingerprint()
     )
     return previous if reusable else None
-
-
-def forget_published_run(warehouse: Path) -> None:
-    """Called before a run changes the warehouse: from then on only a new publish counts."""
-    if not warehouse.exists():
-        return
-    with connect(warehouse) as con:
-        con.execute(f"drop table if exists {RECORD_TABLE}")
 
 
 @task(name="remember-published-run")
@@ -184,7 +185,12 @@ def remember_published_run(
 
 def _read_record(warehouse: Path) -> PublishedRun | None:
     with connect(warehouse) as con:
-        if not raw_table_exists(con, RECORD_TABLE.split(".")[1]):
+        (exists,) = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = ? and table_name = ?",
+            RECORD_TABLE.split("."),
+        ).fetchone()
+        if not exists:
             return None
         row = con.execute(f"select record from {RECORD_TABLE}").fetchone()
     return PublishedRun(**json.loads(row[0])) if row else None

@@ -1,3 +1,5 @@
+-- Accounts that passed every rule, cleaned: the open versions without a reason.
+
 with
 
 validated_accounts as (
@@ -13,12 +15,10 @@ final as (
         customer_id,
         account_type,
         balance_amount,
-        _source_file,
-        _source_line,
-        _loaded_at
+        _source_file
 
     from validated_accounts
-    where quarantine_reason is null
+    where valid_to is null and quarantine_reason is null
 
 )
 

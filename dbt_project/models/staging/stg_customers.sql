@@ -1,3 +1,5 @@
+-- Customers that passed every rule, cleaned: the open versions without a reason.
+
 with
 
 validated_customers as (
@@ -12,12 +14,10 @@ final as (
         customer_id,
         customer_name,
         has_loan,
-        _source_file,
-        _source_line,
-        _loaded_at
+        _source_file
 
     from validated_customers
-    where quarantine_reason is null
+    where valid_to is null and quarantine_reason is null
 
 )
 

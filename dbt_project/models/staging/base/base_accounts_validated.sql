@@ -1,12 +1,19 @@
--- Every delivered account row, parsed, with the first quarantine reason that applies
--- (NULL when it passes). The last two reasons need the customers file, which is why this
--- staging model, unusually, joins: quarantine is decided in staging by contract.
+-- Every delivered account record (a distinct content, with its number of copies), parsed,
+-- with the first quarantine reason that applies (NULL when it passes); versioned by record.
+-- The last two reasons need the customers file, which is why this staging model,
+-- unusually, joins: quarantine is decided in staging by contract.
+--
+-- A run parses only the contents that ingestion added, and decides the reasons that
+-- depend on other rows again only where they can have changed: the duplicate rule for
+-- every account id that a new or removed content carries, and the customer rules for
+-- every account of a customer whose records changed. Every other record keeps its version.
+{{ versioned_config() }}
 
 with
 
-accounts as (
+account_records as (
 
-    select * from {{ source('ledgerflow', 'accounts') }}
+    select * from {{ source('ledgerflow', 'account_records') }}
 
 ),
 
@@ -16,9 +23,37 @@ validated_customers as (
 
 ),
 
+current_records as (
+
+    select * from account_records
+    where valid_to is null
+
+),
+
+{% if is_incremental() %}
+
+records_to_parse as (
+
+    select * from current_records
+    where {{ full_scope() }} or valid_from = {{ run_timestamp() }}
+
+),
+
+{% else %}
+
+records_to_parse as (
+
+    select * from current_records
+
+),
+
+{% endif %}
+
 cleaned as (
 
     select
+        _fingerprint,
+        _copies,
         accountid as raw_account_id,
         customerid as raw_customer_id,
         balance as raw_balance,
@@ -27,11 +62,9 @@ cleaned as (
         {{ clean_text('customerid') }} as customer_id_text,
         {{ clean_text('balance') }} as balance_text,
         lower({{ clean_text('accounttype') }}) as account_type,
-        _source_file,
-        _source_line,
-        _loaded_at
+        _source_file
 
-    from accounts
+    from records_to_parse
 
 ),
 
@@ -46,10 +79,19 @@ parsed as (
 
 ),
 
-row_reasons as (
+parsed_records as (
 
     select
-        *,
+        _fingerprint,
+        _copies,
+        raw_account_id,
+        raw_customer_id,
+        raw_balance,
+        raw_account_type,
+        account_id,
+        customer_id,
+        account_type,
+        balance_amount,
         case
             when account_id = '' then 'missing_account_id'
             when customer_id_text = '' then 'missing_customer_id'
@@ -59,35 +101,10 @@ row_reasons as (
             when balance_amount < 0 then 'negative_balance'
             when account_type = '' then 'missing_account_type'
             when account_type not in ('savings', 'checking') then 'invalid_account_type'
-        end as row_reason
+        end as row_reason,
+        _source_file
 
     from parsed
-
-),
-
--- Duplicates count only rows that passed every earlier rule, by the trimmed id text.
-passing_rows_per_id as (
-
-    select
-        *,
-        sum(case when row_reason is null then 1 else 0 end)
-            over (partition by account_id)
-            as passing_rows_with_account_id
-
-    from row_reasons
-
-),
-
-duplicate_reasons as (
-
-    select
-        *,
-        coalesce(
-            row_reason,
-            case when passing_rows_with_account_id > 1 then 'duplicate_account_id' end
-        ) as own_reason
-
-    from passing_rows_per_id
 
 ),
 
@@ -96,7 +113,7 @@ delivered_customer_ids as (
 
     select distinct customer_id
     from validated_customers
-    where customer_id is not null
+    where valid_to is null and customer_id is not null
 
 ),
 
@@ -104,39 +121,193 @@ passed_customer_ids as (
 
     select customer_id
     from validated_customers
-    where quarantine_reason is null
+    where valid_to is null and quarantine_reason is null
 
 ),
 
-final as (
+{% if is_incremental() %}
+
+-- Still delivered, parsed by an earlier run.
+kept_records as (
 
     select
-        duplicate_reasons.raw_account_id,
-        duplicate_reasons.raw_customer_id,
-        duplicate_reasons.raw_balance,
-        duplicate_reasons.raw_account_type,
-        duplicate_reasons.account_id,
-        duplicate_reasons.customer_id,
-        duplicate_reasons.account_type,
-        duplicate_reasons.balance_amount,
+        _fingerprint,
+        _copies,
+        raw_account_id,
+        raw_customer_id,
+        raw_balance,
+        raw_account_type,
+        account_id,
+        customer_id,
+        account_type,
+        balance_amount,
+        row_reason,
+        _source_file
+
+    from {{ this }}
+    where
+        valid_to is null
+        and _fingerprint not in (select records._fingerprint from parsed_records as records)
+        and _fingerprint in (select records._fingerprint from current_records as records)
+
+),
+
+present_records as (
+
+    select * from parsed_records
+    union all
+    select * from kept_records
+
+),
+
+removed_records as (
+
+    select _fingerprint from account_records
+    where valid_to = {{ run_timestamp() }}
+
+),
+
+-- Account ids whose duplicate verdict can change: those of a content that came or went.
+affected_account_ids as (
+
+    select account_id from parsed_records
+    union
+    select account_id from {{ this }}
+    where
+        valid_to is null
+        and _fingerprint in (select removed._fingerprint from removed_records as removed)
+
+),
+
+-- Customers whose verdict (known, passed) can change: any of their records changed.
+affected_customer_ids as (
+
+    select customer_id from validated_customers
+    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
+
+),
+
+affected_records as (
+
+    select _fingerprint from parsed_records
+    union
+    select _fingerprint from removed_records
+    union
+    select _fingerprint from present_records
+    where
+        account_id in (select ids.account_id from affected_account_ids as ids)
+        or customer_id in (select ids.customer_id from affected_customer_ids as ids)
+    union
+    -- In full scope every open version is compared with what the records say now.
+    select _fingerprint from {{ this }}
+    where valid_to is null and {{ full_scope() }}
+
+),
+
+{% else %}
+
+present_records as (
+
+    select * from parsed_records
+
+),
+
+{% endif %}
+
+-- Duplicates count only rows that passed every earlier rule, by the trimmed id text.
+{% if is_incremental() %}
+
+-- The records that count toward the duplicate rule of an id decided again: every record
+-- with such an id, whatever made it decided again (an account of a changed customer
+-- shares its id with a duplicate that did not change).
+counted_records as (
+
+    select * from present_records
+    where account_id in (
+        select decided.account_id from present_records as decided
+        where decided._fingerprint in (
+            select affected._fingerprint from affected_records as affected
+        )
+    )
+
+),
+
+{% else %}
+
+counted_records as (
+
+    select * from present_records
+
+),
+
+{% endif %}
+
+passing_rows_per_id as (
+
+    select
+        account_id,
+        sum(_copies) as passing_rows
+
+    from counted_records
+    where row_reason is null
+    group by account_id
+
+),
+
+own_reasons as (
+
+    select
+        present_records.*,
         coalesce(
-            duplicate_reasons.own_reason,
+            present_records.row_reason,
+            case when passing_rows_per_id.passing_rows > 1 then 'duplicate_account_id' end
+        ) as own_reason
+
+    from present_records
+    left join passing_rows_per_id
+        on present_records.account_id = passing_rows_per_id.account_id
+
+),
+
+proposed as (
+
+    select
+        own_reasons._fingerprint,
+        own_reasons._copies,
+        own_reasons.raw_account_id,
+        own_reasons.raw_customer_id,
+        own_reasons.raw_balance,
+        own_reasons.raw_account_type,
+        own_reasons.account_id,
+        own_reasons.customer_id,
+        own_reasons.account_type,
+        own_reasons.balance_amount,
+        own_reasons.row_reason,
+        coalesce(
+            own_reasons.own_reason,
             case
                 when passed_customer_ids.customer_id is not null then null
                 when delivered_customer_ids.customer_id is not null then 'customer_quarantined'
                 else 'unknown_customer'
             end
         ) as quarantine_reason,
-        duplicate_reasons._source_file,
-        duplicate_reasons._source_line,
-        duplicate_reasons._loaded_at
+        own_reasons._source_file
 
-    from duplicate_reasons
+    from own_reasons
     left join passed_customer_ids
-        on duplicate_reasons.customer_id = passed_customer_ids.customer_id
+        on own_reasons.customer_id = passed_customer_ids.customer_id
     left join delivered_customer_ids
-        on duplicate_reasons.customer_id = delivered_customer_ids.customer_id
+        on own_reasons.customer_id = delivered_customer_ids.customer_id
 
-)
+),
 
-select * from final
+{{ versioned_changes(
+    'proposed',
+    '_fingerprint',
+    ['_copies', 'raw_account_id', 'raw_customer_id', 'raw_balance', 'raw_account_type',
+     'account_id', 'customer_id', 'account_type', 'balance_amount', 'row_reason',
+     'quarantine_reason', '_source_file'],
+    affected='affected_records',
+) }}
+
+select * from versions_to_write

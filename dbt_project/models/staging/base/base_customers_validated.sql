@@ -1,28 +1,60 @@
--- Every delivered customer row, parsed, with the first quarantine reason that applies
--- (NULL when it passes). stg_customers and quarantine_customers both read this.
+-- Every delivered customer record (a distinct content, with its number of copies), parsed,
+-- with the first quarantine reason that applies (NULL when it passes); versioned by record.
+--
+-- A record's own rules depend only on its values, so a run parses only the contents that
+-- ingestion added. The duplicate rule depends on the other records with the same parsed
+-- id, so it is decided again for every id that a new or removed content carries; every
+-- other record keeps its version.
+{{ versioned_config() }}
 
 with
 
-customers as (
+customer_records as (
 
-    select * from {{ source('ledgerflow', 'customers') }}
+    select * from {{ source('ledgerflow', 'customer_records') }}
 
 ),
+
+current_records as (
+
+    select * from customer_records
+    where valid_to is null
+
+),
+
+{% if is_incremental() %}
+
+records_to_parse as (
+
+    select * from current_records
+    where {{ full_scope() }} or valid_from = {{ run_timestamp() }}
+
+),
+
+{% else %}
+
+records_to_parse as (
+
+    select * from current_records
+
+),
+
+{% endif %}
 
 cleaned as (
 
     select
+        _fingerprint,
+        _copies,
         customerid as raw_customer_id,
         name as raw_name,
         hasloan as raw_has_loan,
         {{ clean_text('customerid') }} as customer_id_text,
         {{ clean_text('name') }} as customer_name_text,
         {{ clean_text('hasloan') }} as has_loan_text,
-        _source_file,
-        _source_line,
-        _loaded_at
+        _source_file
 
-    from customers
+    from records_to_parse
 
 ),
 
@@ -38,55 +70,178 @@ parsed as (
 
 ),
 
-row_reasons as (
+parsed_records as (
 
     select
-        *,
-        case
-            when customer_id_text = '' then 'missing_customer_id'
-            when customer_id is null then 'invalid_customer_id'
-            when customer_name_text = '' then 'missing_customer_name'
-            when has_loan_text = '' then 'missing_has_loan'
-            when has_loan is null then 'invalid_has_loan'
-        end as row_reason
-
-    from parsed
-
-),
-
--- Duplicates count only rows that passed every earlier rule, by the parsed id, and all
--- of them are quarantined: which one is right needs a person.
-passing_rows_per_id as (
-
-    select
-        *,
-        sum(case when row_reason is null then 1 else 0 end)
-            over (partition by customer_id)
-            as passing_rows_with_customer_id
-
-    from row_reasons
-
-),
-
-final as (
-
-    select
+        _fingerprint,
+        _copies,
         raw_customer_id,
         raw_name,
         raw_has_loan,
         customer_id,
         customer_name,
         has_loan,
+        case
+            when customer_id_text = '' then 'missing_customer_id'
+            when customer_id is null then 'invalid_customer_id'
+            when customer_name_text = '' then 'missing_customer_name'
+            when has_loan_text = '' then 'missing_has_loan'
+            when has_loan is null then 'invalid_has_loan'
+        end as row_reason,
+        _source_file
+
+    from parsed
+
+),
+
+{% if is_incremental() %}
+
+-- Still delivered, parsed by an earlier run.
+kept_records as (
+
+    select
+        _fingerprint,
+        _copies,
+        raw_customer_id,
+        raw_name,
+        raw_has_loan,
+        customer_id,
+        customer_name,
+        has_loan,
+        row_reason,
+        _source_file
+
+    from {{ this }}
+    where
+        valid_to is null
+        and _fingerprint not in (select records._fingerprint from parsed_records as records)
+        and _fingerprint in (select records._fingerprint from current_records as records)
+
+),
+
+present_records as (
+
+    select * from parsed_records
+    union all
+    select * from kept_records
+
+),
+
+removed_records as (
+
+    select _fingerprint from customer_records
+    where valid_to = {{ run_timestamp() }}
+
+),
+
+-- Ids whose duplicate verdict can change: those carried by a content that came or went.
+affected_ids as (
+
+    select customer_id from parsed_records
+    union
+    select customer_id from {{ this }}
+    where
+        valid_to is null
+        and _fingerprint in (select removed._fingerprint from removed_records as removed)
+
+),
+
+affected_records as (
+
+    select _fingerprint from parsed_records
+    union
+    select _fingerprint from removed_records
+    union
+    select _fingerprint from present_records
+    where customer_id in (select ids.customer_id from affected_ids as ids)
+    union
+    -- In full scope every open version is compared with what the records say now.
+    select _fingerprint from {{ this }}
+    where valid_to is null and {{ full_scope() }}
+
+),
+
+{% else %}
+
+present_records as (
+
+    select * from parsed_records
+
+),
+
+{% endif %}
+
+-- Duplicates count only rows that passed every earlier rule, by the parsed id, and all
+-- of them are quarantined: which one is right needs a person.
+{% if is_incremental() %}
+
+-- The records that count toward the duplicate rule of an id decided again: every record
+-- with such an id, whatever made it decided again (an account of a changed customer
+-- shares its id with a duplicate that did not change).
+counted_records as (
+
+    select * from present_records
+    where customer_id in (
+        select decided.customer_id from present_records as decided
+        where decided._fingerprint in (
+            select affected._fingerprint from affected_records as affected
+        )
+    )
+
+),
+
+{% else %}
+
+counted_records as (
+
+    select * from present_records
+
+),
+
+{% endif %}
+
+passing_rows_per_id as (
+
+    select
+        customer_id,
+        sum(_copies) as passing_rows
+
+    from counted_records
+    where row_reason is null
+    group by customer_id
+
+),
+
+proposed as (
+
+    select
+        present_records._fingerprint,
+        present_records._copies,
+        present_records.raw_customer_id,
+        present_records.raw_name,
+        present_records.raw_has_loan,
+        present_records.customer_id,
+        present_records.customer_name,
+        present_records.has_loan,
+        present_records.row_reason,
         coalesce(
-            row_reason,
-            case when passing_rows_with_customer_id > 1 then 'duplicate_customer_id' end
+            present_records.row_reason,
+            case when passing_rows_per_id.passing_rows > 1 then 'duplicate_customer_id' end
         ) as quarantine_reason,
-        _source_file,
-        _source_line,
-        _loaded_at
+        present_records._source_file
 
-    from passing_rows_per_id
+    from present_records
+    left join passing_rows_per_id
+        on present_records.customer_id = passing_rows_per_id.customer_id
 
-)
+),
 
-select * from final
+{{ versioned_changes(
+    'proposed',
+    '_fingerprint',
+    ['_copies', 'raw_customer_id', 'raw_name', 'raw_has_loan', 'customer_id', 'customer_name',
+     'has_loan', 'row_reason', 'quarantine_reason', '_source_file'],
+    affected='affected_records',
+) }}
+
+select * from versions_to_write

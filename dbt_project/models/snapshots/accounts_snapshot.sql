@@ -1,0 +1,59 @@
+-- SCD Type 2 history of the accounts that passed staging: a change in a business column
+-- closes the open version and opens a new one; an account that stops passing (or leaves)
+-- is closed, never deleted. Only the accounts of records this run changed are compared.
+-- depends_on: {{ ref('base_accounts_validated') }}
+{{ versioned_config() }}
+
+with
+
+passed_accounts as (
+
+    select * from {{ ref('stg_accounts') }}
+
+),
+
+{% if is_incremental() %}
+
+validated_accounts as (
+
+    select * from {{ ref('base_accounts_validated') }}
+
+),
+
+affected_accounts as (
+
+    select account_id from validated_accounts
+    where
+        account_id <> ''
+        and (valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }})
+    union
+    select account_id from {{ this }}
+    where valid_to is null and {{ full_scope() }}
+    union
+    select account_id from passed_accounts
+    where {{ full_scope() }}
+
+),
+
+{% endif %}
+
+proposed as (
+
+    select
+        account_id,
+        customer_id,
+        account_type,
+        balance_amount
+
+    from passed_accounts
+
+),
+
+{{ versioned_changes(
+    'proposed',
+    'account_id',
+    ['customer_id', 'account_type', 'balance_amount'],
+    affected='affected_accounts',
+) }}
+
+select * from versions_to_write
