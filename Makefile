@@ -10,15 +10,51 @@ PREFECT_PORT ?= 4200
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install run test lint clean server deploy worker status bench generate
+.PHONY: install lock run test lint clean server deploy worker status bench generate
+
+# .venv holds exactly requirements.lock (every distribution, pip and the build tools
+# included, at one version and its hashes) plus the project. requirements-pip.lock is its
+# pip line alone: the venv's own pip varies with the Python build, the locked one installs
+# the rest.
+LOCKS := requirements-pip.lock requirements.lock
+LOCKED := $(VENV)/.locked
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# A new venv whenever a lock changes, since pip cannot remove what a lock no longer names.
+# Wheels only, so that no source build fetches build tools the lock does not name.
+$(LOCKED): $(LOCKS)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-pip.lock
+	$(BIN)/pip install --quiet --require-hashes --no-deps --only-binary :all: -r requirements.lock
+	touch $(LOCKED)
+
+# Hashes cannot apply to a local directory: the project is built by the locked setuptools
+# (no build isolation, which would fetch an unlocked one), its dependencies already there.
+$(STAMP): $(LOCKED) pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Resolves pyproject.toml (the dev extra, the build-system tools and pip included) for the
+# project's machines: CPython 3.11 on x86_64 Linux, glibc 2.28 or newer, wheels only. uv
+# keeps every version already locked that still fits; `make lock LOCK_ARGS=--upgrade`
+# moves all to the newest, `LOCK_ARGS='-P prefect'` one. uv, pinned, lives in a throwaway
+# venv: nothing in .venv needs it.
+UV_VERSION := 0.13.8
+UV_VENV := .venv-uv
+UV_COMPILE = $(UV_VENV)/bin/uv pip compile --quiet --generate-hashes --only-binary :all: \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' $(LOCK_ARGS)
+BUILD_REQUIRES := $(PYTHON) -c 'import tomllib; \
+	print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
+lock:
+	rm -rf $(UV_VENV)
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	{ echo pip; $(BUILD_REQUIRES); } | $(UV_COMPILE) pyproject.toml - --extra dev -o requirements.lock
+	echo pip | $(UV_COMPILE) - -c requirements.lock -o requirements-pip.lock
+	rm -rf $(UV_VENV)
 
 # The demo starts from a fresh warehouse every time, so the bundled sample is always
 # fresh data (a kept warehouse would rightly fail the 48-hour freshness check later).
