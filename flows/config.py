@@ -42,11 +42,31 @@ QUARANTINE_WARN_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_WARN_RATE", "
 QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE", "0.50"))
 
 # DuckDB's memory ceiling in every connection of a run (dbt's included); above it DuckDB
-# spills to disk where it can. The default is DuckDB's own, 80% of the machine's memory.
-# Measured at 10M accounts: 1500MB kept the process tree at 2.5 GB, but the snapshots of a
-# 1%-changed delivery then ran out of memory, so a lower ceiling is an operator's choice.
-DUCKDB_MEMORY_LIMIT = os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or (
-    f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') * 8 // 10 // 2**20}MB"
+# spills to disk where it can. By default 80% of the memory this process may use: the
+# machine's, or the container's (cgroup) limit where there is a lower one.
+CGROUP_MEMORY_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1
+)
+
+
+def available_memory_bytes(cgroup_files: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> int:
+    """The machine's memory, or a lower container limit: 'max' or an unset v1 limit (a
+    number near 2**63) means none."""
+    available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in cgroup_files:
+        try:
+            limit = path.read_text().strip()
+        except OSError:
+            continue
+        if limit.isdigit():
+            available = min(available, int(limit))
+    return available
+
+
+DUCKDB_MEMORY_LIMIT = (
+    os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT")
+    or f"{available_memory_bytes() * 8 // 10 // 2**20}MB"
 )
 
 # One run at a time per warehouse: a second run waits this long for the first, then gives up.

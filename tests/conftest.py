@@ -64,8 +64,11 @@ def run_steps(
     run_at = start_run.fn(warehouse, output_dir, run_at)
     ingest_delivery.fn(input_dir, warehouse, run_at)
     project = DbtProject(warehouse, run_at, full_refresh)
-    for layer in DBT_LAYERS:
-        project.build_layer(layer)
+    try:
+        for layer in DBT_LAYERS:
+            project.build_layer(layer)
+    finally:
+        project.close()
     run_id = run_at.strftime("steps-%Y%m%dT%H%M%S%f")
     publish_outputs.fn(warehouse, output_dir, run_id, run_at, {"run_id": run_id})
     return StepsRun(warehouse, output_dir, run_at.replace(tzinfo=UTC))

@@ -283,6 +283,7 @@ def publish(warehouse: Path, output_dir: Path, journal: Journal) -> None:
     journal. A crash anywhere is finished or undone by `recover` at the next start."""
     with connect(warehouse) as con:
         prepare(con, journal.run_at, journal.run_id, output_dir)
+    failpoint_action("publish-prepared")
     write_durably(output_dir / JOURNAL_NAME, journal.to_json())
     failpoint_action("publish-decided")
     _finish(output_dir, journal, warehouse)
