@@ -7,6 +7,7 @@ constant here. Environment variables override the defaults where an operator nee
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,9 +80,14 @@ WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(
 SLACK_WEBHOOK_URL_ENV = "SLACK_WEBHOOK_URL"
 SLACK_WEBHOOK_BLOCK = "ledgerflow-slack"
 SLACK_WEBHOOK_SECRET_BLOCK = "slack-webhook-url"
-SLACK_TIMEOUT_SECONDS = 10
+SLACK_TIMEOUT_SECONDS = 10  # one attempt
 SLACK_RETRIES = 3  # after 1, 2 and 4 seconds
 SLACK_BACKOFF_SECONDS = float(os.environ.get("LEDGERFLOW_SLACK_BACKOFF_SECONDS", "1"))
+# The whole post, every attempt and delay included; past it the summary is given up with a
+# warning. Without it a Slack that never answers cost 4 x 10 s + 7 s of delays per run.
+# Read when the post starts, like the Databricks settings below.
+SLACK_DEADLINE_VAR = "LEDGERFLOW_SLACK_DEADLINE_SECONDS"
+SLACK_DEADLINE_DEFAULT_SECONDS = 30.0
 
 # What `make deploy` creates on the Prefect server.
 WORK_POOL = "ledgerflow-process"
@@ -148,9 +154,39 @@ DATABRICKS_VOLUME_DEFAULT = "exports"
 DATABRICKS_RETRIES = 3
 DATABRICKS_BACKOFF_SECONDS = 1.0
 DATABRICKS_RETRY_JITTER_FACTOR = 0.5
-# One HTTP request; how long the statement API holds a request open (0 or 5..50 s); the
-# bound on a statement's whole run, polls included, before it is cancelled; the poll pace.
-DATABRICKS_REQUEST_TIMEOUT_SECONDS = 60.0
+# A request's timeout is sized to what it carries: a base for the workspace to answer, plus
+# the upload at the slowest throughput still taken for a working link (1 MB/s), so a 3 kB
+# file waits 10 s, not the minutes a large one may need. A statement request adds the time
+# the statement API holds it open (0 or 5..50 s). Then the bound on a statement's whole run,
+# polls included, before it is cancelled; and the poll pace.
+DATABRICKS_REQUEST_TIMEOUT_SECONDS = 10.0
+DATABRICKS_MIN_UPLOAD_BYTES_PER_SECOND = 1_000_000
 DATABRICKS_STATEMENT_WAIT_SECONDS = 30
 DATABRICKS_STATEMENT_TIMEOUT_SECONDS = 600.0
 DATABRICKS_POLL_SECONDS = 2.0
+# One deadline for the whole export step, both tables (exported at the same time) and every
+# request, poll, retry and retry delay: past it each table not loaded fails, naming it, so a
+# workspace that accepts connections and never answers holds the run this long at most.
+DATABRICKS_DEADLINE_VAR = "LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS"
+DATABRICKS_DEADLINE_DEFAULT_SECONDS = 300.0
+# Polling a statement stops this long before the deadline, so that cancelling it still fits:
+# a statement left running could replace the table after the run reported it not loaded.
+DATABRICKS_CANCEL_RESERVE_SECONDS = 2.0
+# The flow waits for the tables' task runs this long past the deadline: their own timeouts
+# end them by the deadline, and recording their final states takes a moment more.
+DATABRICKS_DEADLINE_GRACE_SECONDS = 5.0
+
+
+def seconds_setting(environ: Mapping[str, str], var: str, default: float) -> float:
+    """A positive number of seconds from the environment, else the default; ValueError
+    naming the variable when it is set to anything else."""
+    raw = environ.get(var)
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{var}={raw!r} is not a positive number of seconds")
+    return seconds

@@ -5,10 +5,13 @@ It checks the bearer token, keeps every uploaded file, and runs the export's sta
 way the warehouse would for this purpose: `CREATE OR REPLACE TABLE IDENTIFIER(:target_table)`
 from `read_files('<volume path>', ...)` makes the table the rows of that file, replacing it.
 
-Faults are queued per method and served first, in order: an HTTP status (with an API-style
-error body, which may echo the request's headers) or a delay before the normal answer (longer than the client's timeout, it is a
-timeout). Statements follow a script of states, one per answer: the POST answers the
-first, each GET the next (the last one repeats); a FAILED state carries an error.
+Faults are queued per method and served first, in order, each to any request or only to
+one table's (its upload, or its statement): an HTTP status (with an API-style error body,
+which may echo the request's headers) or a delay before the normal answer (longer than the
+client's timeout, it is a timeout). Statements follow a script of states, one per answer:
+the POST answers the first, each GET the next (the last one repeats); a FAILED state
+carries an error. As a black hole, it takes every request in and never answers, until it
+stops. It records when each request arrived and when its answer went out.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ class Fault:
     status: int | None = None  # answer with this status (and an error body)
     delay: float = 0.0  # then wait this long before answering
     echo_headers: bool = False  # the error body repeats the request's headers, token included
+    table: str | None = None  # only for this table's requests
+
+    def serves(self, request: RecordedRequest) -> bool:
+        return (
+            self.table is None or self.table in request.path or self.table.encode() in request.body
+        )
 
 
 @dataclass
@@ -69,9 +78,12 @@ class FakeDatabricks:
     files: dict[str, bytes] = field(default_factory=dict)
     tables: dict[str, pa.Table] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+    answered: list[tuple[RecordedRequest, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._black_hole = False
+        self._released = threading.Event()
         self._faults: dict[str, deque[Fault]] = {}
         self._script: list[str] = ["SUCCEEDED"]
         self._error: dict[str, str] | None = None
@@ -89,16 +101,32 @@ class FakeDatabricks:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 
     # --- test controls ---------------------------------------------------------------
 
-    def fail(self, method: str, status: int, times: int = 1, echo_headers: bool = False) -> None:
-        self._queue(method, [Fault(status, echo_headers=echo_headers) for _ in range(times)])
+    def fail(
+        self,
+        method: str,
+        status: int,
+        times: int = 1,
+        echo_headers: bool = False,
+        table: str | None = None,
+    ) -> None:
+        faults = [Fault(status, echo_headers=echo_headers, table=table) for _ in range(times)]
+        self._queue(method, faults)
 
-    def delay(self, method: str, seconds: float, times: int = 1) -> None:
-        self._queue(method, [Fault(delay=seconds) for _ in range(times)])
+    def delay(self, method: str, seconds: float, times: int = 1, table: str | None = None) -> None:
+        self._queue(method, [Fault(delay=seconds, table=table) for _ in range(times)])
+
+    def black_hole(self) -> None:
+        """From now on, take every request in and never answer it (until the fake stops)."""
+        self._black_hole = True
+
+    def answered_at(self, request: RecordedRequest) -> float:
+        return next(at for answered, at in self.answered if answered is request)
 
     def script_statements(self, states: list[str], error: dict[str, str] | None = None) -> None:
         """The states every following statement goes through, one per answer."""
@@ -113,11 +141,14 @@ class FakeDatabricks:
         with self._lock:
             self._faults.setdefault(method, deque()).extend(faults)
 
-    def handle(self, request: RecordedRequest) -> tuple[int, dict[str, Any] | None]:
+    def handle(self, request: RecordedRequest) -> tuple[int, dict[str, Any] | None] | None:
+        """The answer, or None for no answer at all (a black hole)."""
         with self._lock:
             self.requests.append(request)
-            queued = self._faults.get(request.method)
-            fault = queued.popleft() if queued else None
+            fault = self._next_fault(request)
+        if self._black_hole:
+            self._released.wait()
+            return None
         if fault and fault.delay:
             time.sleep(fault.delay)
         if fault and fault.status:
@@ -129,6 +160,13 @@ class FakeDatabricks:
             return 401, {"error_code": "UNAUTHENTICATED", "message": "bad token"}
         with self._lock:
             return self._route(request)
+
+    def _next_fault(self, request: RecordedRequest) -> Fault | None:
+        queued = self._faults.get(request.method) or deque()
+        fault = next((fault for fault in queued if fault.serves(request)), None)
+        if fault is not None:
+            queued.remove(fault)
+        return fault
 
     def _route(self, request: RecordedRequest) -> tuple[int, dict[str, Any] | None]:
         if request.method == "PUT" and request.path.startswith(FILES_PREFIX + "/Volumes/"):
@@ -230,7 +268,11 @@ def _handler_for(fake: FakeDatabricks) -> type[BaseHTTPRequestHandler]:
                 body=body,
                 at=time.monotonic(),
             )
-            status, payload = fake.handle(request)
+            answer = fake.handle(request)
+            if answer is None:
+                self.close_connection = True
+                return
+            status, payload = answer
             data = json.dumps(payload).encode() if payload is not None else b""
             try:
                 self.send_response(status)
@@ -241,6 +283,8 @@ def _handler_for(fake: FakeDatabricks) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (a timeout test)
+            with fake._lock:
+                fake.answered.append((request, time.monotonic()))
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,5 +1,6 @@
 """An HTTP server on loopback that answers like Slack's incoming webhooks and keeps what
-it was sent, so tests can read the messages the real Slack client posted."""
+it was sent, so tests can read the messages the real Slack client posted. As a black
+hole it takes every post in and never answers (until it stops)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,23 @@ from typing import Self
 
 
 class SlackReceiver:
-    def __init__(self, fail_first: int = 0, status: int = 503):
+    def __init__(self, fail_first: int = 0, status: int = 503, black_hole: bool = False):
         self.messages: list[dict] = []
         self.attempts: list[float] = []
         self._fail_first = fail_first
         self._status = status
+        self._black_hole = black_hole
+        self._released = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.attempts.append(time.monotonic())
+                if receiver._black_hole:
+                    receiver._released.wait()
+                    self.close_connection = True
+                    return
                 if len(receiver.attempts) <= receiver._fail_first:
                     self.send_response(receiver._status)
                     self.end_headers()
@@ -45,6 +52,7 @@ class SlackReceiver:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._released.set()
         self._server.shutdown()
         self._server.server_close()
 

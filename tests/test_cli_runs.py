@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import duckdb
 import pytest
@@ -308,7 +309,7 @@ def test_a_failed_export_keeps_the_local_publish_and_exits_3(published, tmp_path
         monkeypatch.setenv("DATABRICKS_HOST", fake.host)
         monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-cli-test-token")
         monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/1.0/warehouses/abc123")
-        fake.fail("PUT", 400)  # the first upload: account_summary's
+        fake.fail("PUT", 400, table="account_summary")
 
         assert run_cli(delivery, published) == 3
 
@@ -325,3 +326,77 @@ def test_a_failed_export_keeps_the_local_publish_and_exits_3(published, tmp_path
     }
     assert list(fake.tables) == ["`main`.`ledgerflow`.`customer_profile`"]
     assert "dapi-cli-test-token" not in json.dumps(report)
+
+
+# Bounds on hangs, not performance figures: the deadline, plus the report, the artifacts
+# and the flow's end on a busy machine. Without the deadlines these runs took minutes.
+MARGIN = 5.0
+
+
+def changed_delivery(folder, balance="5300.00"):
+    """The sample with one balance changed: a delivery the warehouse has not seen."""
+    delivery = copy_sample(folder)
+    accounts = (
+        (delivery / "accounts.csv").read_text(encoding="utf-8").replace("5000.00", balance, 1)
+    )
+    (delivery / "accounts.csv").write_text(accounts, encoding="utf-8")
+    return delivery
+
+
+def test_a_workspace_that_never_answers_costs_the_export_deadline_and_exits_3(
+    published, tmp_path, monkeypatch
+):
+    """Databricks takes the connections in and never answers: both tables fail by the
+    deadline (8 s here), together, and the run ends then, its new outputs published."""
+    from fake_databricks import FakeDatabricks
+
+    before = fingerprint(published["output"])
+    with FakeDatabricks(token="dapi-cli-test-token") as fake:
+        monkeypatch.setenv("DATABRICKS_HOST", fake.host)
+        monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-cli-test-token")
+        monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/1.0/warehouses/abc123")
+        monkeypatch.setenv("LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS", "8")
+        fake.black_hole()
+
+        assert run_cli(changed_delivery(tmp_path / "next"), published) == 3
+        # Measured before the fake lets go: a thread still waiting on it would show here.
+        from_first_request = time.monotonic() - fake.requests[0].at
+
+    assert from_first_request < 8 + MARGIN
+    report = json.loads((published["output"] / "quality_report.json").read_text())
+    assert report["metrics"]["duration_seconds"]["export"] < 8 + MARGIN
+    exports = report["metrics"]["exports"]
+    for table in ("account_summary", "customer_profile"):
+        assert exports[table]["status"] == "failed"
+        assert exports[table]["message"].startswith(
+            f"{table}: not loaded within the export deadline of 8 s "
+            "(LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS)"
+        )
+    assert [r.method for r in fake.requests] == ["PUT", "PUT"]
+    after = fingerprint(published["output"])
+    assert after["account_summary.csv"] != before["account_summary.csv"]  # published anyway
+    assert "dapi-cli-test-token" not in json.dumps(report)
+
+
+def test_a_slack_that_never_answers_costs_its_deadline_and_the_run_succeeds(
+    published, tmp_path, monkeypatch, caplog
+):
+    """The delivery the test above published, again (so the short path runs): Slack takes
+    the post in and never answers; the run warns after 3 s and exits 0."""
+    from slack_receiver import SlackReceiver
+
+    with SlackReceiver(black_hole=True) as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+        monkeypatch.setenv("LEDGERFLOW_SLACK_DEADLINE_SECONDS", "3")
+
+        assert run_cli(changed_delivery(tmp_path / "again"), published) == 0
+        from_first_post = time.monotonic() - slack.attempts[0]
+
+    assert from_first_post < 3 + MARGIN
+    assert len(slack.attempts) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "not posted within the Slack deadline of 3 s (LEDGERFLOW_SLACK_DEADLINE_SECONDS)" in w
+        for w in warnings
+    ), warnings
+    assert not any(slack.url in r.getMessage() for r in caplog.records)

@@ -4,7 +4,8 @@ The published Parquet files come from flows/steps/publish.py's own export code, 
 warehouse holding marts tables of the contract's types. Each export runs inside a Prefect
 flow on the session's test server, so each table is a real task run with real retries; the
 delays are read both from the task runs' AwaitingRetry states (exact) and from when the
-fake saw each attempt (measured, with a tolerance for Prefect's own round trips).
+fake saw each attempt (measured, with a tolerance for Prefect's own round trips). The two
+tables are exported at the same time, so faults meant for one table name it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import io
 import itertools
 import json
 import logging
+import re
+import time
 import uuid
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -45,7 +49,7 @@ from flows.external.databricks import (
     retry_on_transient,
     save_credentials_block_from_env,
 )
-from flows.external.databricks_client import TransientExportError
+from flows.external.databricks_client import TransientExportError, sized_timeout, statement_wait
 from flows.steps import publish
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -123,6 +127,7 @@ def fake(monkeypatch) -> FakeDatabricks:
             "LEDGERFLOW_DATABRICKS_CATALOG",
             "LEDGERFLOW_DATABRICKS_SCHEMA",
             "LEDGERFLOW_DATABRICKS_VOLUME",
+            "LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS",
         ):
             monkeypatch.delenv(name, raising=False)
         yield server
@@ -180,6 +185,11 @@ def volume_path(table: str, run_id: str = RUN_ID) -> str:
     return f"/Volumes/main/ledgerflow/exports/ledgerflow/{run_id}/{table}.parquet"
 
 
+def requests_for(fake: FakeDatabricks, table: str) -> list[RecordedRequest]:
+    """The table's requests in the order they arrived: its upload and its statement."""
+    return [r for r in fake.requests if table in r.path or table.encode() in r.body]
+
+
 def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake) -> None:
     outcomes, _ = run_export(published)
 
@@ -187,17 +197,13 @@ def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake) ->
         ("account_summary", "main.ledgerflow.account_summary", "loaded", 3),
         ("customer_profile", "main.ledgerflow.customer_profile", "loaded", 2),
     ]
-    assert [(r.method, r.path) for r in fake.requests] == [
-        ("PUT", "/api/2.0/fs/files" + volume_path("account_summary")),
-        ("POST", "/api/2.0/sql/statements"),
-        ("PUT", "/api/2.0/fs/files" + volume_path("customer_profile")),
-        ("POST", "/api/2.0/sql/statements"),
-    ]
+    assert len(fake.requests) == 4
     for request in fake.requests:
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
-    for table, upload, statement in zip(
-        TABLES, fake.requests[0::2], fake.requests[1::2], strict=True
-    ):
+    for table in TABLES:
+        upload, statement = requests_for(fake, table)
+        assert (upload.method, upload.path) == ("PUT", "/api/2.0/fs/files" + volume_path(table))
+        assert (statement.method, statement.path) == ("POST", "/api/2.0/sql/statements")
         assert upload.query == {"overwrite": ["true"]}
         assert upload.headers["content-type"] == "application/octet-stream"
         assert parquet_rows(upload.body) == parquet_rows(published / f"{table}.parquet")
@@ -246,7 +252,7 @@ def test_loading_the_same_data_again_leaves_the_same_tables(published, fake) -> 
 
 def test_503s_are_retried_after_1_2_4_seconds(published, fake) -> None:
     """The real backoff factor, without jitter: three 503s, then the upload goes through."""
-    fake.fail("PUT", 503, times=3)
+    fake.fail("PUT", 503, times=3, table="account_summary")
     outcomes, flow_run_id = run_export(published, retry=RetryPolicy(jitter_factor=None))
 
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
@@ -260,7 +266,7 @@ def test_503s_are_retried_after_1_2_4_seconds(published, fake) -> None:
 
 def test_rate_limits_and_server_errors_are_retried(published, fake) -> None:
     for status in (429, 500, 502):
-        fake.fail("POST", status)
+        fake.fail("POST", status, table="account_summary")
     outcomes, flow_run_id = run_export(published)
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
     assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
@@ -271,7 +277,7 @@ def test_rate_limits_and_server_errors_are_retried(published, fake) -> None:
 
 def test_timeouts_are_retried_with_growing_delays(published, fake) -> None:
     """The fake answers the statement later than the client waits, twice."""
-    fake.delay("POST", seconds=1.0, times=2)
+    fake.delay("POST", seconds=1.0, times=2, table="account_summary")
     retry = RetryPolicy(backoff_factor=0.2, jitter_factor=None)
     timeouts = Timeouts(request_seconds=0.3, statement_wait_seconds=0, poll_seconds=0.01)
     outcomes, flow_run_id = run_export(published, retry=retry, timeouts=timeouts)
@@ -296,7 +302,7 @@ def test_connection_errors_are_retried_until_retries_run_out(published, fake, mo
 
 
 def test_a_400_is_not_retried_and_the_other_table_still_loads(published, fake) -> None:
-    fake.fail("PUT", 400)
+    fake.fail("PUT", 400, table="account_summary")
     outcomes, flow_run_id = run_export(published)
 
     summary, profile = outcomes
@@ -320,7 +326,9 @@ def test_a_failed_statement_is_not_retried(published, fake) -> None:
     outcomes, flow_run_id = run_export(published)
 
     assert [o.status for o in outcomes] == ["failed", "failed"]
-    assert "statement stmt-0001 FAILED: BAD_REQUEST: [DELTA_FAILED] no" in outcomes[0].message
+    assert re.search(
+        r"statement stmt-000[12] FAILED: BAD_REQUEST: \[DELTA_FAILED\] no", outcomes[0].message
+    )
     assert len(fake.requests_to("POST", "/api/2.0/sql/statements")) == 2
     assert retry_delays(flow_run_id, "account_summary") == []
     assert fake.tables == {}
@@ -332,9 +340,10 @@ def test_a_long_statement_is_polled_to_completion(published, fake) -> None:
 
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
     polls = fake.requests_to("GET", "/api/2.0/sql/statements/")
-    assert [r.path for r in polls] == ["/api/2.0/sql/statements/stmt-0001"] * 3 + [
-        "/api/2.0/sql/statements/stmt-0002"
-    ] * 3
+    assert Counter(r.path for r in polls) == {
+        "/api/2.0/sql/statements/stmt-0001": 3,
+        "/api/2.0/sql/statements/stmt-0002": 3,
+    }
     assert fake.cancelled == []
 
 
@@ -346,7 +355,7 @@ def test_a_statement_past_its_bound_is_cancelled_then_retried(published, fake) -
     assert [o.status for o in outcomes] == ["failed", "failed"]
     assert "still PENDING after 0.2 s; cancelled" in outcomes[0].message
     assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.01], abs=0.005)
-    assert fake.cancelled == ["stmt-0001", "stmt-0002", "stmt-0003", "stmt-0004"]
+    assert sorted(fake.cancelled) == ["stmt-0001", "stmt-0002", "stmt-0003", "stmt-0004"]
 
 
 def test_a_canceled_statement_is_retried(published, fake) -> None:
@@ -392,8 +401,8 @@ def test_the_credentials_block_stands_in_for_the_environment(published, fake, mo
 
 def test_the_token_appears_in_no_log_outcome_artifact_or_run(published, fake, caplog) -> None:
     # The workspace's error repeats the request's headers, token included.
-    fake.fail("PUT", 400, echo_headers=True)
-    fake.fail("POST", 503, echo_headers=True)
+    fake.fail("PUT", 400, echo_headers=True, table="account_summary")
+    fake.fail("POST", 503, echo_headers=True, table="customer_profile")
     caplog.set_level(logging.DEBUG)
     outcomes, flow_run_id = run_export(published)
     APILogWorker.drain_all(timeout=10)
@@ -473,3 +482,112 @@ def test_transient_errors_are_the_only_ones_retried() -> None:
     assert not retry_on_transient(
         None, None, Failed(data=databricks_export.PermanentExportError("400"))
     )
+
+
+# --- deadlines -----------------------------------------------------------------------------
+# Bounds on hangs, not performance: each allows Prefect's own round trips (a second or two on
+# a busy machine) on top of the deadline; without the deadline these took minutes.
+MARGIN = 3.0
+
+
+def test_both_tables_are_uploaded_at_the_same_time(published, fake) -> None:
+    fake.delay("PUT", seconds=0.5, times=2)
+    outcomes, _ = run_export(published)
+
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    uploads = fake.requests_to("PUT")
+    assert len(uploads) == 2
+    # The second upload arrived while the first was still being answered.
+    assert max(r.at for r in uploads) < min(fake.answered_at(r) for r in uploads)
+
+
+def test_a_workspace_that_never_answers_costs_the_deadline_and_names_it(
+    published, fake, monkeypatch
+) -> None:
+    """Requests time out at the deadline however long their own timeout (5 s here), and the
+    timeouts are not retried once no time is left."""
+    fake.black_hole()
+    monkeypatch.setenv("LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS", "1.5")
+    started = time.monotonic()
+    outcomes, flow_run_id = run_export(published)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 1.5 + MARGIN
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    for outcome in outcomes:
+        assert outcome.message.startswith(
+            f"{outcome.table}: not loaded within the export deadline of 1.5 s "
+            "(LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS); last error: PUT "
+        )
+        assert "timed out (ReadTimeout)" in outcome.message
+        assert retry_delays(flow_run_id, outcome.table) == []
+    assert Counter(r.method for r in fake.requests) == {"PUT": 2}  # both sent, at once
+
+
+def test_no_retry_is_scheduled_past_the_deadline(published, fake, monkeypatch) -> None:
+    """503s every time, retried after 2, 4, 8 s, within 5 s: the first retry fits, the
+    second would start after the deadline, so the table fails after two attempts."""
+    fake.fail("PUT", 503, times=8)
+    monkeypatch.setenv("LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS", "5")
+    retry = RetryPolicy(backoff_factor=2.0, jitter_factor=None)
+    started = time.monotonic()
+    outcomes, flow_run_id = run_export(published, retry=retry)
+
+    assert time.monotonic() - started < 5 + MARGIN
+    for outcome in outcomes:
+        assert outcome.status == "failed"
+        assert "not loaded within the export deadline of 5 s" in outcome.message
+        assert "HTTP 503" in outcome.message
+        assert retry_delays(flow_run_id, outcome.table) == pytest.approx([2.0], abs=0.005)
+    assert len(fake.requests_to("PUT")) == 4
+
+
+def test_polling_stops_before_the_deadline_and_cancels_the_statement(
+    published, fake, monkeypatch
+) -> None:
+    """A warehouse that never starts the statement: polling ends with time kept back for the
+    cancel, so the statement is not left to replace the table after the run gave up."""
+    fake.script_statements(["PENDING"])
+    monkeypatch.setenv("LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS", "1.5")
+    timeouts = Timeouts(request_seconds=5, statement_wait_seconds=0, poll_seconds=0.05,
+                        cancel_reserve_seconds=0.5)  # fmt: skip
+    started = time.monotonic()
+    outcomes, flow_run_id = run_export(published, timeouts=timeouts)
+
+    assert time.monotonic() - started < 1.5 + MARGIN
+    for outcome in outcomes:
+        assert outcome.status == "failed"
+        assert "not loaded within the export deadline of 1.5 s" in outcome.message
+        assert re.search(r"statement stmt-000[12] still PENDING at the deadline", outcome.message)
+        assert retry_delays(flow_run_id, outcome.table) == []
+    assert sorted(fake.cancelled) == ["stmt-0001", "stmt-0002"]
+    assert fake.tables == {}
+
+
+def test_request_timeouts_are_sized_to_the_payload() -> None:
+    assert sized_timeout(10, 0, 1_000_000) == 10
+    assert sized_timeout(10, 3_000, 1_000_000) == pytest.approx(10.003)
+    assert sized_timeout(10, 250_000_000, 1_000_000) == 260
+    defaults = Timeouts()
+    assert (defaults.request_seconds, defaults.min_upload_bytes_per_second) == (10, 1_000_000)
+
+
+def test_the_statement_wait_is_shortened_to_what_the_deadline_leaves() -> None:
+    assert statement_wait(30, 280) == 30
+    assert statement_wait(30, 12.5) == 12
+    assert statement_wait(30, 4.9) == 0  # the API takes 0 or 5..50 s
+    assert statement_wait(0, 280) == 0
+
+
+def test_the_deadline_setting() -> None:
+    assert resolve_settings(WORKSPACE_ENV).deadline_seconds == 300
+    settings = resolve_settings({**WORKSPACE_ENV, "LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS": "8"})
+    assert settings.deadline_seconds == 8
+    for bad in ("soon", "0", "-5", "inf"):
+        settings = resolve_settings(
+            {**WORKSPACE_ENV, "LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS": bad}
+        )
+        assert settings.target is None
+        assert settings.invalid == (
+            f"LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS={bad!r} is not a positive number of seconds"
+        )

@@ -1,7 +1,10 @@
 """The quality summary reaches Slack through the real client; Slack being down is retried
-with exponential backoff and then only a warning: the run's outcome never depends on it."""
+with exponential backoff and then only a warning, all within one deadline: the run's
+outcome never depends on it."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from prefect import flow
@@ -9,6 +12,7 @@ from slack_receiver import SlackReceiver
 
 from flows.config import SLACK_RETRIES
 from flows.external import slack
+from flows.runtime.deadline import Deadline
 
 REPORT = {
     "timestamp": "2026-11-24T02:00:00Z",
@@ -71,7 +75,7 @@ def test_an_unreachable_slack_fails_the_post_without_naming_the_url():
     with SlackReceiver() as receiver:
         url = receiver.url  # the port closes when the receiver stops
     with pytest.raises(slack.SlackPostFailed) as raised:
-        slack.post_to_slack.fn(slack.SecretStr(url), "hello")
+        slack.post_to_slack.fn(slack.SecretStr(url), "hello", Deadline.starting_now(5, "TEST"))
     assert url not in str(raised.value) and "did not answer" in str(raised.value)
 
 
@@ -79,3 +83,58 @@ def test_no_webhook_configured_posts_nothing(prefect_harness, monkeypatch, caplo
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
     assert _notify(False) == "done"
     assert any("Slack not configured" in r.getMessage() for r in caplog.records)
+
+
+# A bound on a hang, not a performance figure: the deadline plus Prefect's own round trips.
+MARGIN = 3.0
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_a_slack_that_never_answers_costs_its_deadline(prefect_harness, monkeypatch, caplog):
+    """The first attempt waits only the 2 s left, not its own 10 s, and none follows it."""
+    with SlackReceiver(black_hole=True) as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv("LEDGERFLOW_SLACK_DEADLINE_SECONDS", "2")
+        started = time.monotonic()
+        state = _notify(True, return_state=True)
+        elapsed = time.monotonic() - started
+    assert state.is_completed()
+    assert elapsed < 2 + MARGIN
+    assert len(receiver.attempts) == 1
+    assert (
+        "Slack summary not posted after 1 attempt: not posted within the Slack deadline of 2 s "
+        "(LEDGERFLOW_SLACK_DEADLINE_SECONDS); last error: Slack did not answer: TimeoutError"
+    ) in _warnings(caplog)
+    assert not any(receiver.url in r.getMessage() for r in caplog.records)
+
+
+def test_no_slack_retry_is_scheduled_past_its_deadline(prefect_harness, monkeypatch, caplog):
+    """503s every time, retried after 1 s and then 2 s (±20%) within 2.5 s: the second
+    retry would start after the deadline, so the post stops after two attempts."""
+    with SlackReceiver(fail_first=99) as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv("LEDGERFLOW_SLACK_DEADLINE_SECONDS", "2.5")
+        state = _notify(True, return_state=True)
+    assert state.is_completed()
+    assert len(receiver.attempts) == 2
+    assert any(
+        w.startswith("Slack summary not posted after 2 attempts: not posted within the Slack "
+                     "deadline of 2.5 s (LEDGERFLOW_SLACK_DEADLINE_SECONDS); last error: Slack "
+                     "answered HTTP 503")
+        for w in _warnings(caplog)
+    )  # fmt: skip
+
+
+def test_a_malformed_slack_deadline_is_a_warning(prefect_harness, monkeypatch, caplog):
+    with SlackReceiver() as receiver:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", receiver.url)
+        monkeypatch.setenv("LEDGERFLOW_SLACK_DEADLINE_SECONDS", "soon")
+        assert _notify(True) == "done"
+    assert len(receiver.messages) == 1
+    assert (
+        "LEDGERFLOW_SLACK_DEADLINE_SECONDS='soon' is not a positive number of seconds; using 30 s"
+        in _warnings(caplog)
+    )

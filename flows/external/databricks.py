@@ -22,7 +22,16 @@ Each table is one Prefect task run (`export-databricks`) with its own retries: 3
 (timeouts, connection errors, HTTP 429/5xx, a statement canceled or still queued past its
 bound). A retry repeats upload and statement together: both are idempotent, and a
 half-done attempt (file uploaded, statement lost) needs both anyway. A 4xx or a FAILED
-statement fails the table at once. A table that fails does not stop the next one.
+statement fails the table at once. A table that fails does not stop the other.
+
+Both tables' task runs are submitted at once (Prefect's thread-pool task runner) and share
+one deadline, LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS from the start of the step: every
+request's timeout is cut to the time left (databricks_client.py), and a retry whose delay
+would end past the deadline is not made; the attempt fails instead, naming the deadline.
+The flow waits for the task runs until the deadline and a short grace; a table whose run
+is still going then is reported failed by the deadline too. Because each run's own requests
+end by the deadline, the task runner's shutdown at the end of the flow (which waits for its
+threads) adds nothing.
 
 Settings: DATABRICKS_HOST + DATABRICKS_TOKEN (the variables dbt's `databricks` target
 reads), or else prefect-databricks' DatabricksCredentials block (flows/config.py names it),
@@ -37,7 +46,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -47,7 +58,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from prefect.states import Completed, State
 from prefect.tasks import Task, exponential_backoff
 from pydantic import SecretStr
@@ -56,13 +67,16 @@ from flows import config
 from flows.contract import PUBLISHED_MARTS, mart_columns
 from flows.external.databricks_client import (
     DatabricksClient,
+    ExportDeadlinePassed,
     ExportError,
     PermanentExportError,
     StatementResult,
+    Timeouts,
     TransientExportError,
     base_url,
     redact,
 )
+from flows.runtime.deadline import Deadline
 
 TASK_NAME = "export-databricks"
 ARTIFACT_KEY = "databricks-export"
@@ -122,20 +136,14 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class Timeouts:
-    request_seconds: float = config.DATABRICKS_REQUEST_TIMEOUT_SECONDS
-    statement_wait_seconds: int = config.DATABRICKS_STATEMENT_WAIT_SECONDS
-    statement_timeout_seconds: float = config.DATABRICKS_STATEMENT_TIMEOUT_SECONDS
-    poll_seconds: float = config.DATABRICKS_POLL_SECONDS
-
-
-@dataclass(frozen=True)
 class Settings:
-    """The target, or why there is none: `skipped` (not configured) or `invalid`."""
+    """The target, or why there is none: `skipped` (not configured) or `invalid`; and the
+    export step's deadline."""
 
     target: DatabricksTarget | None
     skipped: str | None = None
     invalid: str | None = None
+    deadline_seconds: float = config.DATABRICKS_DEADLINE_DEFAULT_SECONDS
 
 
 def export_to_databricks(
@@ -145,29 +153,46 @@ def export_to_databricks(
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
 ) -> list[ExportOutcome]:
-    """Export each published table; one task run per table, never raising for a table's
-    failure: the outcomes say what happened to each."""
+    """Export the published tables at the same time, one task run each, all within one
+    deadline from now (LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS); inside a flow run. Never
+    raises for a table's failure: the outcomes say what happened to each."""
     retry = retry or RetryPolicy()
     settings = resolve_settings()
+    deadline = Deadline.starting_now(settings.deadline_seconds, config.DATABRICKS_DEADLINE_VAR)
     export = export_table.with_options(
         retries=retry.retries,
         retry_delay_seconds=exponential_backoff(backoff_factor=retry.backoff_factor),
         retry_jitter_factor=retry.jitter_factor,
     )
-    outcomes = []
-    for table in PUBLISHED_MARTS:
-        state = export(
+    futures = {
+        table: export.submit(
             table=table,
             parquet=output_dir / f"{table}.parquet",
             run_id=run_id,
             settings=settings,
             timeouts=timeouts or Timeouts(),
-            return_state=True,
+            deadline=deadline,
         )
-        outcomes.append(_outcome(table, settings, state))
-    if FlowRunContext.get() is not None:
-        _create_artifact(outcomes)
+        for table in PUBLISHED_MARTS
+    }
+    outcomes = [
+        _outcome(table, settings, state, deadline)
+        for table, state in _final_states(futures, deadline).items()
+    ]
+    _create_artifact(outcomes)
     return outcomes
+
+
+def _final_states(futures: dict[str, PrefectFuture], deadline: Deadline) -> dict[str, State | None]:
+    """Each table's final state; None for a task run still going when the flow stops
+    waiting, a grace period after the deadline (time for a finished run to record its state)."""
+    stop_waiting = deadline.ends_at + config.DATABRICKS_DEADLINE_GRACE_SECONDS
+    states: dict[str, State | None] = {}
+    for table, future in futures.items():
+        future.wait(timeout=max(0.0, stop_waiting - time.monotonic()))
+        state = future.state
+        states[table] = state if state.is_final() else None
+    return states
 
 
 def retry_on_transient(task: Task, task_run: TaskRun, state: State) -> bool:
@@ -186,7 +211,12 @@ def retry_on_transient(task: Task, task_run: TaskRun, state: State) -> bool:
     cache_policy=NO_CACHE,
 )
 def export_table(
-    table: str, parquet: Path, run_id: str, settings: Settings, timeouts: Timeouts
+    table: str,
+    parquet: Path,
+    run_id: str,
+    settings: Settings,
+    timeouts: Timeouts,
+    deadline: Deadline,
 ) -> ExportOutcome | State:
     """Upload one published Parquet file to the volume and replace the table from it."""
     if settings.target is None:
@@ -207,14 +237,7 @@ def export_table(
         parameters = [
             {"name": "target_table", "value": target.quoted_table_name(table), "type": "STRING"}
         ]
-        with DatabricksClient(
-            target.host,
-            token,
-            request_timeout=timeouts.request_seconds,
-            statement_wait_seconds=timeouts.statement_wait_seconds,
-            statement_timeout=timeouts.statement_timeout_seconds,
-            poll_seconds=timeouts.poll_seconds,
-        ) as client:
+        with DatabricksClient(target.host, token, timeouts=timeouts, deadline=deadline) as client:
             logger.info(
                 "%s: uploading %s rows to %s (%s, credentials from %s)",
                 table,
@@ -226,8 +249,7 @@ def export_table(
             client.upload_file(parquet, volume_path)
             result = client.execute_statement(target.warehouse_id, statement, parameters)
     except ExportError as error:
-        # Belt and braces: nothing the workspace echoes back may carry the token.
-        raise type(error)(redact(str(error), token)) from None
+        raise _attempt_error(error, token, deadline) from None
 
     loaded = loaded_rows(result, rows)
     name = target.table_name(table)
@@ -240,9 +262,39 @@ def export_table(
     return ExportOutcome(table, name, "loaded", rows, message)
 
 
+def _attempt_error(error: ExportError, token: str, deadline: Deadline) -> ExportError:
+    """What the attempt fails with: the error without the token (nothing the workspace
+    echoes back may carry it), or, when the deadline ends the attempts rather than the
+    retry count, an error naming the deadline that is never retried."""
+    text = redact(str(error), token)
+    if isinstance(error, ExportDeadlinePassed) or (
+        isinstance(error, TransientExportError) and deadline.ends_retries()
+    ):
+        return ExportDeadlinePassed(f"{not_loaded_in_time(deadline)}; last error: {text}")
+    return type(error)(text)
+
+
+def not_loaded_in_time(deadline: Deadline) -> str:
+    return f"not loaded within the export deadline of {deadline}"
+
+
 def resolve_settings(environ: dict[str, str] | None = None) -> Settings:
-    """The target from the environment, else from the credentials block; or why not."""
+    """The target from the environment, else from the credentials block, and the deadline;
+    or why not."""
     env = os.environ if environ is None else environ
+    settings = _target_settings(env)
+    if settings.target is None:
+        return settings
+    try:
+        seconds = config.seconds_setting(
+            env, config.DATABRICKS_DEADLINE_VAR, config.DATABRICKS_DEADLINE_DEFAULT_SECONDS
+        )
+    except ValueError as error:
+        return Settings(None, invalid=str(error))
+    return replace(settings, deadline_seconds=seconds)
+
+
+def _target_settings(env: Mapping[str, str]) -> Settings:
     host, token = env.get(config.DATABRICKS_HOST_VAR), env.get(config.DATABRICKS_TOKEN_VAR)
     block_name = env.get(config.DATABRICKS_BLOCK_VAR) or config.DATABRICKS_BLOCK_DEFAULT
     source = "environment"
@@ -364,9 +416,14 @@ def _from_block(block_name: str) -> tuple[str | None, str | None, str | None]:
     return block.databricks_instance, block.token.get_secret_value(), None
 
 
-def _outcome(table: str, settings: Settings, state: State) -> ExportOutcome:
+def _outcome(
+    table: str, settings: Settings, state: State | None, deadline: Deadline
+) -> ExportOutcome:
     target = settings.target.table_name(table) if settings.target else None
     token = settings.target.token.get_secret_value() if settings.target else None
+    if state is None:
+        message = f"{table}: {not_loaded_in_time(deadline)}; its task run had not ended"
+        return ExportOutcome(table, target, "failed", None, message)
     if state.is_completed():
         outcome = state.result()
         if isinstance(outcome, ExportOutcome):

@@ -11,7 +11,12 @@ connection error, HTTP 429 or 5xx, a statement CANCELED (a warehouse stopping do
 or still queued past the wait bound (a warehouse still starting). PermanentExportError:
 any other HTTP 4xx, a statement that FAILED (a SQL error), an answer that makes no sense.
 No request here is retried: the caller retries the whole upload-and-load, which is
-idempotent (see flows/databricks_export.py).
+idempotent (see flows/external/databricks.py).
+
+Every request runs within the export's deadline: its timeout is its own (sized to what it
+carries, see `sized_timeout`) or the time left, whichever is shorter, and none is sent
+once the deadline has come (ExportDeadlinePassed, never retried). Polling a statement
+stops a little before the deadline, so that cancelling it still fits.
 
 The token goes in the Authorization header only, and is removed from every error text.
 """
@@ -25,6 +30,9 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
+
+from flows import config
+from flows.runtime.deadline import Deadline
 
 FILES_API = "/api/2.0/fs/files"
 STATEMENTS_API = "/api/2.0/sql/statements"
@@ -46,6 +54,25 @@ class PermanentExportError(ExportError):
     """A failure that repeating the same request would meet again."""
 
 
+class ExportDeadlinePassed(ExportError):
+    """The export's deadline came first: no retry may start, whatever the failure was."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long each request may take (`request_seconds` plus its upload at
+    `min_upload_bytes_per_second`, plus the statement API's own wait for a statement), a
+    statement's whole run, the poll pace, and the time kept back before the deadline for
+    cancelling a statement."""
+
+    request_seconds: float = config.DATABRICKS_REQUEST_TIMEOUT_SECONDS
+    min_upload_bytes_per_second: float = config.DATABRICKS_MIN_UPLOAD_BYTES_PER_SECOND
+    statement_wait_seconds: int = config.DATABRICKS_STATEMENT_WAIT_SECONDS
+    statement_timeout_seconds: float = config.DATABRICKS_STATEMENT_TIMEOUT_SECONDS
+    poll_seconds: float = config.DATABRICKS_POLL_SECONDS
+    cancel_reserve_seconds: float = config.DATABRICKS_CANCEL_RESERVE_SECONDS
+
+
 @dataclass(frozen=True)
 class StatementResult:
     statement_id: str
@@ -62,6 +89,21 @@ def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, REDACTED) if secret else text
 
 
+def sized_timeout(base_seconds: float, payload_bytes: int, min_bytes_per_second: float) -> float:
+    """A request's timeout: the base, plus its payload sent at the slowest throughput still
+    taken for a working link."""
+    return base_seconds + payload_bytes / min_bytes_per_second
+
+
+def statement_wait(wanted: int, time_left: float) -> int:
+    """The statement API's wait_timeout (0, or 5 to 50 s): as asked, or shorter so that its
+    answer, which carries the id to cancel the statement by, comes back in time."""
+    fits = int(time_left)
+    if wanted <= fits:
+        return wanted
+    return fits if fits >= 5 else 0
+
+
 def base_url(host: str) -> str:
     """https://<host> from a host given with or without its scheme (dbt takes it without)."""
     host = host.strip().rstrip("/")
@@ -69,26 +111,14 @@ def base_url(host: str) -> str:
 
 
 class DatabricksClient:
-    """One workspace, one token; a context manager that closes its connections."""
+    """One workspace, one token, one deadline; a context manager that closes its connections."""
 
-    def __init__(
-        self,
-        host: str,
-        token: str,
-        *,
-        request_timeout: float,
-        statement_wait_seconds: int,
-        statement_timeout: float,
-        poll_seconds: float,
-    ):
+    def __init__(self, host: str, token: str, *, timeouts: Timeouts, deadline: Deadline):
         self._token = token
-        self.statement_wait_seconds = statement_wait_seconds
-        self.statement_timeout = statement_timeout
-        self.poll_seconds = poll_seconds
+        self.timeouts = timeouts
+        self.deadline = deadline
         self._http = httpx.Client(
-            base_url=base_url(host),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(request_timeout),
+            base_url=base_url(host), headers={"Authorization": f"Bearer {token}"}
         )
 
     def __enter__(self) -> Self:
@@ -100,10 +130,16 @@ class DatabricksClient:
     def upload_file(self, local_path: Path, volume_path: str) -> None:
         """Put the file at volume_path (/Volumes/...), replacing what is there."""
         url = FILES_API + quote(volume_path, safe="/")
+        timeout = sized_timeout(
+            self.timeouts.request_seconds,
+            local_path.stat().st_size,
+            self.timeouts.min_upload_bytes_per_second,
+        )
         with local_path.open("rb") as content:
             self._request(
                 "PUT",
                 url,
+                timeout,
                 params={"overwrite": "true"},
                 content=content,
                 headers={"Content-Type": "application/octet-stream"},
@@ -113,15 +149,18 @@ class DatabricksClient:
         self, warehouse_id: str, statement: str, parameters: list[dict[str, str]]
     ) -> StatementResult:
         """Run one statement to completion: SUCCEEDED, or an error saying why not."""
-        deadline = time.monotonic() + self.statement_timeout
+        statement_ends = time.monotonic() + self.timeouts.statement_timeout_seconds
+        base = self.timeouts.request_seconds
+        wait = statement_wait(self.timeouts.statement_wait_seconds, self._until_cancel() - base)
         answer = self._request(
             "POST",
             STATEMENTS_API,
+            base + wait,
             json={
                 "warehouse_id": warehouse_id,
                 "statement": statement,
                 "parameters": parameters,
-                "wait_timeout": f"{self.statement_wait_seconds}s",
+                "wait_timeout": f"{wait}s",
                 "on_wait_timeout": "CONTINUE",
                 "disposition": "INLINE",
                 "format": "JSON_ARRAY",
@@ -130,33 +169,59 @@ class DatabricksClient:
         statement_id = str(answer.get("statement_id") or "")
         if not statement_id:
             raise PermanentExportError("the statement API answered without a statement_id")
+        reserve = self.timeouts.cancel_reserve_seconds  # polls leave it for the cancel
         try:
             while _state(answer) in RUNNING_STATES:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TransientExportError(
-                        f"statement {statement_id} still {_state(answer)} after "
-                        f"{self.statement_timeout:g} s; cancelled"
-                    )
-                time.sleep(min(self.poll_seconds, remaining))
-                answer = self._request("GET", f"{STATEMENTS_API}/{statement_id}").json()
+                self._wait_to_poll(statement_id, _state(answer), statement_ends)
+                answer = self._request(
+                    "GET", f"{STATEMENTS_API}/{statement_id}", base, reserve=reserve
+                ).json()
         except ExportError:
             # Never leave a statement running behind a retry that will start another.
             self.cancel_statement(statement_id)
             raise
         return _finished(statement_id, answer)
 
+    def _wait_to_poll(self, statement_id: str, state: str, statement_ends: float) -> None:
+        """Sleep until the next poll; raise when the statement's bound has come, or the
+        deadline less the time its cancel needs."""
+        until_bound = statement_ends - time.monotonic()
+        if until_bound <= 0:
+            raise TransientExportError(
+                f"statement {statement_id} still {state} after "
+                f"{self.timeouts.statement_timeout_seconds:g} s; cancelled"
+            )
+        time.sleep(max(0.0, min(self.timeouts.poll_seconds, until_bound, self._until_cancel())))
+        if self._until_cancel() <= 0:
+            raise ExportDeadlinePassed(
+                f"statement {statement_id} still {state} at the deadline; cancelled"
+            )
+
+    def _until_cancel(self) -> float:
+        return self.deadline.remaining() - self.timeouts.cancel_reserve_seconds
+
     def cancel_statement(self, statement_id: str) -> bool:
         """Ask the warehouse to stop the statement; best effort, True if it accepted."""
         try:
-            self._request("POST", f"{STATEMENTS_API}/{statement_id}/cancel")
+            self._request(
+                "POST", f"{STATEMENTS_API}/{statement_id}/cancel", self.timeouts.request_seconds
+            )
         except ExportError:
             return False
         return True
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, url: str, timeout: float, *, reserve: float = 0.0, **kwargs: Any
+    ) -> httpx.Response:
+        """One request, its timeout cut to the time left before the deadline (less `reserve`,
+        kept for what must follow it)."""
+        time_left = self.deadline.remaining() - reserve
+        if time_left <= 0:
+            raise ExportDeadlinePassed(f"{method} {url}: not sent, no time left")
         try:
-            response = self._http.request(method, url, **kwargs)
+            response = self._http.request(
+                method, url, timeout=httpx.Timeout(min(timeout, time_left)), **kwargs
+            )
         except httpx.TimeoutException as error:
             raise TransientExportError(
                 self._redact(f"{method} {url}: timed out ({type(error).__name__})")
