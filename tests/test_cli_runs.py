@@ -400,3 +400,83 @@ def test_a_slack_that_never_answers_costs_its_deadline_and_the_run_succeeds(
         for w in warnings
     ), warnings
     assert not any(slack.url in r.getMessage() for r in caplog.records)
+
+
+def test_an_unexpected_exception_is_an_internal_error_in_a_known_state(
+    published, tmp_path, monkeypatch, capsys
+):
+    """A bug in a step (here, an exception raised where the marts have been built): exit 4,
+    the warehouse undone, a failed report and a Slack summary that name the step, the
+    published files untouched."""
+    from slack_receiver import SlackReceiver
+
+    from flows.runtime.failpoints import ENV
+
+    before = fingerprint(published["output"])
+    delivery = copy_sample(tmp_path / "next")
+    accounts = (delivery / "accounts.csv").read_text()
+    (delivery / "accounts.csv").write_text(accounts.replace("5000.00,Savings", "5100.00,Savings"))
+    with SlackReceiver() as slack:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
+        monkeypatch.setenv(ENV, "marts=raise")
+        assert run_cli(delivery, published) == 4
+        summary = slack.wait_for("outputs NOT published")
+    assert "Stopped at *marts*: internal error at marts: FailpointRaised" in summary
+    assert "internal error at marts" in capsys.readouterr().err
+    assert fingerprint(published["output"]) == before
+    failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
+    assert failed["status"] == "failed"
+    assert failed["metrics"]["stopped_at"]["step"] == "marts"
+    assert failed["metrics"]["stopped_at"]["outputs_published"] is False
+    with duckdb.connect(str(published["warehouse"])) as con:
+        (balance,) = con.execute(
+            "select original_balance_amount from marts.account_summary where account_id = 'A001'"
+        ).fetchone()
+    assert str(balance) == "5000.00"  # the marts' new version was undone
+
+
+def cli_process(input_dir, warehouse, output, env):
+    import subprocess
+    import sys
+
+    from flows.config import PROJECT_ROOT
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "run", "--input-dir", str(input_dir),
+         "--output-dir", str(output), "--warehouse", str(warehouse)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def test_two_runs_started_together_run_one_after_the_other(prefect_harness, tmp_path):
+    """Two `ledgerflow run` processes on one warehouse and one output folder: the second
+    waits (saying for whom), then runs normally; both exit 0; the second's files stay."""
+    from prefect.settings import get_current_settings
+
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    warehouse, output = tmp_path / "warehouse.duckdb", tmp_path / "output"
+    second_delivery = copy_sample(tmp_path / "second")
+    accounts = (second_delivery / "accounts.csv").read_text()
+    (second_delivery / "accounts.csv").write_text(accounts + "A951,1,BR09,777.00,savings\n")
+
+    first = cli_process(SAMPLE_DIR, warehouse, output, env)
+    lock = warehouse.with_name(warehouse.name + ".lock")
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()):  # the first holds the warehouse
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    second = cli_process(second_delivery, warehouse, output, env)
+    first_out, _ = first.communicate(timeout=300)
+    second_out, _ = second.communicate(timeout=300)
+
+    assert (first.returncode, second.returncode) == (0, 0), first_out + second_out
+    first_run = re.search(r"Run (\S+): warned", first_out).group(1)
+    assert f"is in use by run {first_run}" in second_out
+    summary = (output / "account_summary.csv").read_text()
+    assert "A951," in summary  # the second run's delivery is what is published
+    report = json.loads((output / "quality_report.json").read_text())
+    assert report["run_id"] == re.search(r"Run (\S+): warned", second_out).group(1)

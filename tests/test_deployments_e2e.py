@@ -384,3 +384,31 @@ def test_the_automation_compares_its_event_sets_in_any_order():
         "expect": ["a", "b"],
         "actions": actions,
     }
+
+
+def test_a_deployment_run_waits_for_a_cli_run_on_the_same_warehouse(stack, tmp_path):
+    """`ledgerflow run` from a shell and a run of another deployment (marts-only) on one
+    warehouse: the deployment's run waits for the CLI's, naming it, and both succeed."""
+    stack.wait_for_run(stack.failing["run_id"])
+    delivery = copy_sample(tmp_path / "cli-delivery")
+    accounts = (delivery / "accounts.csv").read_text()
+    (delivery / "accounts.csv").write_text(accounts + "A952,1,BR09,321.00,savings\n")
+    output = tmp_path / "output"
+    cli = stack.start(
+        "cli-run",
+        [str(BIN / "ledgerflow"), "run", "--input-dir", str(delivery), "--output-dir",
+         str(output), "--warehouse", str(stack.warehouse)],
+    )  # fmt: skip
+    lock = stack.warehouse.with_name(stack.warehouse.name + ".lock")
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text()):
+        assert cli.poll() is None and time.monotonic() < deadline, stack.logs["cli-run"].read_text()
+        time.sleep(0.1)
+    holder = json.loads(lock.read_text())["holder"]
+    marts_only = _started(stack, "marts-only", output_dir=output, warehouse=stack.warehouse)
+
+    assert cli.wait(timeout=RUN_TIMEOUT_SECONDS) == 0, stack.logs["cli-run"].read_text()
+    run = stack.wait_for_run(marts_only)
+    assert run.state_name == "Completed", run.state.message
+    assert f"is in use by run {holder}" in stack.logs["worker"].read_text()
+    assert "A952," in (output / "account_summary.csv").read_text()

@@ -65,3 +65,25 @@ def test_csv_text_escaping_rule(sample_run):
         "'-",
         "1e5",
     ]
+
+
+def test_totals_are_wide_enough_for_every_delivery_the_contract_allows(tmp_path):
+    """Eleven savings accounts at the contract's largest balance, one customer: its totals
+    (11 x 10^15) are past DECIMAL(18,2) and must neither overflow nor round."""
+    import pyarrow.parquet as pq
+    from conftest import run_steps, write_delivery
+
+    accounts = "".join(f"A{n:02},1,1000000000000000.00,savings\n" for n in range(11))
+    run = run_steps(
+        write_delivery(
+            tmp_path / "d",
+            "CustomerID,Name,HasLoan\n1,Ann,no\n",
+            "AccountID,CustomerID,Balance,AccountType\n" + accounts,
+        ),
+        tmp_path / "w.duckdb",
+        tmp_path / "out",
+    )
+    profile = (run.output_dir / "customer_profile.csv").read_text().splitlines()[1]
+    assert profile == "1,Ann,false,11,0,11000000000000000.00,220000000000000.00"
+    schema = pq.read_schema(run.output_dir / "customer_profile.parquet")
+    assert str(schema.field("total_savings_balance_amount").type) == "decimal128(38, 2)"

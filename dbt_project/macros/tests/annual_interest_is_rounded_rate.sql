@@ -21,9 +21,10 @@ amounts as (
         {{ balance_column }} as balance_amount,
         {{ rate_column }} as interest_rate_pct,
         {{ column_name }} as annual_interest_amount,
-        cast({{ balance_column }} * 100 as {{ whole }}) as balance_cents,
-        cast({{ rate_column }} * 10000 as {{ whole }}) as rate_units,
-        cast({{ column_name }} * 100 as {{ whole }}) as annual_interest_cents
+        cast(cast({{ balance_column }} as decimal(38, 2)) * 100 as {{ whole }}) as balance_cents,
+        cast(cast({{ rate_column }} as decimal(38, 4)) * 10000 as {{ whole }}) as rate_units,
+        cast(cast({{ column_name }} as decimal(38, 2)) * 100 as {{ whole }})
+            as annual_interest_cents
 
     from {{ model }}
 
