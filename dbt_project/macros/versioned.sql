@@ -4,14 +4,16 @@
     (valid_to = the run's timestamp), so a run's changes are exactly the rows carrying its
     timestamp and flows/runtime/wap.py can undo a run that did not publish.
 
-    versioned_config() is the config every versioned model uses: the model's output is the
-    versions to write, merged on version_id (a closed version replaces its open self, a new
-    one is added); full_refresh=false, since a rebuild would erase history. -#}
-{% macro versioned_config() -%}
+    versioned_config(key) is the config every versioned model uses: the model's output is
+    the versions to write, merged on (key, valid_from), which names a version (a closed
+    version replaces its open self, a new one is added); full_refresh=false, since a
+    rebuild would erase history. The SCD2 tests (versions never overlap, one open version
+    per key) keep (key, valid_from) unique. -#}
+{% macro versioned_config(key) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key='version_id',
+        unique_key=[key, 'valid_from'],
         on_schema_change='fail',
         full_refresh=false,
     ) }}
@@ -67,7 +69,6 @@ changed_keys as (
 closed_versions as (
 
     select
-        version_id,
         {%- for column in columns %}
         {{ column }},
         {%- endfor %}
@@ -82,7 +83,6 @@ closed_versions as (
 opened_versions as (
 
     select
-        {{ version_id(key) }} as version_id,
         {%- for column in columns %}
         {{ column }},
         {%- endfor %}
@@ -107,7 +107,6 @@ versions_to_write as (
 versions_to_write as (
 
     select
-        {{ version_id(key) }} as version_id,
         {%- for column in columns %}
         {{ column }},
         {%- endfor %}
@@ -120,12 +119,4 @@ versions_to_write as (
 
 {% endif %}
 
-{%- endmacro %}
-
-{#- A version's id: its key and the run that opened it. -#}
-{% macro version_id(key) -%}
-    md5(
-        cast({{ key }} as {{ dbt.type_string() }}) || '|'
-        || cast({{ run_timestamp() }} as {{ dbt.type_string() }})
-    )
 {%- endmacro %}

@@ -6,7 +6,7 @@
 -- latest one, calculated_at (the open version's valid_from) aside.
 -- depends_on: {{ ref('accounts_snapshot') }}
 -- depends_on: {{ ref('customers_snapshot') }}
-{{ versioned_config() }}
+{{ versioned_config('account_id') }}
 
 with
 

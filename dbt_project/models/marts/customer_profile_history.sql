@@ -3,7 +3,7 @@
 -- that moved between customers), or one of its account_summary rows.
 -- depends_on: {{ ref('customers_snapshot') }}
 -- depends_on: {{ ref('accounts_snapshot') }}
-{{ versioned_config() }}
+{{ versioned_config('customer_id') }}
 
 with
 

@@ -2,7 +2,7 @@
 -- closes the open version and opens a new one; an account that stops passing (or leaves)
 -- is closed, never deleted. Only the accounts of records this run changed are compared.
 -- depends_on: {{ ref('base_accounts_validated') }}
-{{ versioned_config() }}
+{{ versioned_config('account_id') }}
 
 with
 

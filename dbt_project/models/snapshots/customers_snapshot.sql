@@ -2,7 +2,7 @@
 -- closes the open version and opens a new one; a customer that stops passing (or leaves)
 -- is closed, never deleted. Only the customers of records this run changed are compared.
 -- depends_on: {{ ref('base_customers_validated') }}
-{{ versioned_config() }}
+{{ versioned_config('customer_id') }}
 
 with
 

@@ -7,7 +7,7 @@
 -- depend on other rows again only where they can have changed: the duplicate rule for
 -- every account id that a new or removed content carries, and the customer rules for
 -- every account of a customer whose records changed. Every other record keeps its version.
-{{ versioned_config() }}
+{{ versioned_config('_fingerprint') }}
 
 with
 

@@ -5,7 +5,7 @@
 -- ingestion added. The duplicate rule depends on the other records with the same parsed
 -- id, so it is decided again for every id that a new or removed content carries; every
 -- other record keeps its version.
-{{ versioned_config() }}
+{{ versioned_config('_fingerprint') }}
 
 with
 
