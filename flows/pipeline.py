@@ -53,6 +53,7 @@ from flows.steps.publish import (
 from flows.steps.unchanged_delivery import (
     PublishedRun,
     check_unchanged_delivery,
+    content_sha256,
     forget_published_run,
     remember_published_run,
 )
@@ -99,7 +100,7 @@ def account_summary_pipeline(
 
 def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
     """The pipeline's steps in order; returns the published files."""
-    input_sha256, previous = check_unchanged_delivery(
+    input_scans, previous = check_unchanged_delivery(
         settings.input_dir,
         settings.output_dir,
         settings.warehouse,
@@ -116,7 +117,7 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
     )
     if "source" in settings.select:
         with audit.step("ingest"):
-            for loaded in ingest_delivery(settings.input_dir, settings.warehouse, input_sha256):
+            for loaded in ingest_delivery(settings.input_dir, settings.warehouse, input_scans):
                 audit.record_rows(loaded.table, delivered=loaded.rows)
         with audit.step("source_freshness"):
             audit.add_checks(check_source_freshness(settings.warehouse))
@@ -143,12 +144,12 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit) -> list[Path]:
         published = publish_outputs(
             settings.warehouse, settings.output_dir, audit.run_id, audit.report()
         )
-        if input_sha256 is not None:
+        if input_scans is not None:
             remember_published_run(
                 settings.warehouse,
                 audit.run_id,
                 settings.output_dir,
-                input_sha256,
+                content_sha256(input_scans),
                 audit.checks,
                 audit.report(),
                 audit.key_columns,
