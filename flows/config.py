@@ -70,6 +70,16 @@ DUCKDB_MEMORY_LIMIT = (
     or f"{available_memory_bytes() * 8 // 10 // 2**20}MB"
 )
 
+# The delivery CSV reader (flows/steps/delivery_csv.py). A record longer than the line
+# limit is bad input, named with its line: a bank's delivery has lines of a few hundred
+# bytes, so a longer one is a broken file, not data to make room for. 2,000,000 is DuckDB's
+# own default, written here so that the limit is a decision; it must stay above the 1 MiB
+# chunks the content hash reads, which is what lets that pass measure long lines exactly.
+# The buffer keeps DuckDB's ratio of 16 lines: a record longer than the buffer is silently
+# dropped (unquoted) or misreported as an unterminated quote (quoted) by DuckDB 2.0.1.
+CSV_MAX_LINE_BYTES = 2_000_000
+CSV_BUFFER_BYTES = 16 * CSV_MAX_LINE_BYTES
+
 # One run at a time per warehouse: a second run waits this long for the first, then gives up.
 WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(
     os.environ.get("LEDGERFLOW_WAREHOUSE_LOCK_TIMEOUT_SECONDS", "3600")

@@ -63,6 +63,7 @@ from flows.steps.start import start_run, undo_unpublished_run
 from flows.steps.unchanged_delivery import (
     PublishedRun,
     check_unchanged_delivery,
+    content_sha256,
     remember_published_run,
 )
 
@@ -114,7 +115,7 @@ def account_summary_pipeline(
 def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) -> list[Path]:
     """The pipeline's steps in order, up to the publish; returns the published files."""
     with audit.step("check_unchanged"):
-        input_sha256, previous = check_unchanged_delivery(
+        input_scans, previous = check_unchanged_delivery(
             settings.input_dir,
             settings.output_dir,
             settings.warehouse,
@@ -127,7 +128,7 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
     if "source" in settings.select:
         with audit.step("ingest"):
             for loaded in ingest_delivery(
-                settings.input_dir, settings.warehouse, audit.run_at, input_sha256
+                settings.input_dir, settings.warehouse, audit.run_at, input_scans
             ):
                 audit.record_rows(loaded.table, delivered=loaded.rows)
         with audit.step("source_freshness"):
@@ -156,12 +157,12 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
             settings.warehouse, settings.output_dir, audit.run_id, audit.run_at, audit.report()
         )
         audit.published = True
-        if input_sha256 is not None:
+        if input_scans is not None:
             remember_published_run(
                 settings.warehouse,
                 audit.run_id,
                 settings.output_dir,
-                input_sha256,
+                content_sha256(input_scans),
                 audit.checks,
                 audit.report(),
                 audit.key_columns,

@@ -111,7 +111,7 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
 def test_only_the_same_code_and_settings_reuse_a_publish(published, monkeypatch):
     from flows.steps import unchanged_delivery
 
-    hashes = unchanged_delivery.delivery_sha256(SAMPLE_DIR)
+    hashes = unchanged_delivery.content_sha256(unchanged_delivery.delivery_scans(SAMPLE_DIR))
     args = (published["warehouse"], published["output"], hashes)
     assert unchanged_delivery.find_reusable_publish(*args) is not None
     monkeypatch.setattr(unchanged_delivery, "QUARANTINE_WARN_RATE", 0.06)

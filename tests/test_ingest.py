@@ -4,6 +4,7 @@ keeps one record per distinct content and knows what each delivery adds and remo
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -11,7 +12,9 @@ import duckdb
 import pytest
 from conftest import write_delivery
 
+from flows.config import CSV_MAX_LINE_BYTES
 from flows.errors import InputError
+from flows.steps.delivery_csv import READ_CHUNK_BYTES, check_file, open_delivery_csv, scan_file
 from flows.steps.ingest import ingest_delivery as ingest_task
 
 _RUNS = count()
@@ -43,6 +46,13 @@ def raw_rows(warehouse, table):
         ).fetchall()
 
 
+def ingest_error(tmp_path, customers, accounts=GOOD_ACCOUNTS) -> InputError:
+    with pytest.raises(InputError) as raised:
+        ingest_delivery(write_delivery(tmp_path / "d", customers, accounts), tmp_path / "w.duckdb")
+    assert raised.value.exit_code == 2
+    return raised.value
+
+
 @pytest.mark.parametrize(
     ("customers", "file", "line", "problem"),
     [
@@ -63,6 +73,9 @@ def raw_rows(warehouse, table):
         (b"CustomerID,Name,HasLoan,name\n1,a,y,b\n", "customers.csv", 1, "twice"),
         # A quoted value spanning lines: the error's line is the physical one.
         (b'CustomerID,Name,HasLoan\n1,"A\nB",yes\n2,Bob\n', "customers.csv", 4, "field count"),
+        # A one-byte record is named at its own line, not the next.
+        (b"CustomerID,Name,HasLoan\n1\n", "customers.csv", 2, "the record has 1 field"),
+        (b'CustomerID,"Name,HasLoan\n1,Ann,yes\n', "customers.csv", 1, "unterminated quote"),
     ],
 )
 def test_broken_customers_file_names_file_line_and_problem(
@@ -207,3 +220,261 @@ def test_a_record_is_its_content_not_its_line(tmp_path):
         ("1", 4),
         ("2", 5),
     ]
+
+
+HEADER = b"CustomerID,Name,HasLoan"
+
+
+@pytest.mark.parametrize(
+    ("customers", "expected"),
+    [
+        (HEADER + b"\n1,Ann,yes\n2,Bob,no\r\n", [("1", "Ann"), ("2", "Bob")]),
+        (HEADER + b"\r\n1,Ann,yes\n2,Bob,no\n", [("1", "Ann"), ("2", "Bob")]),
+        (HEADER + b"\n1,Ann,yes\r\n2,Bob,no\n3,Cy,no", [("1", "Ann"), ("2", "Bob"), ("3", "Cy")]),
+        # A line break inside quotes is part of the value, whichever style it has.
+        (HEADER + b'\r\n1,"Ann\nA",yes\r\n2,Bob,no\n', [("1", "Ann\nA"), ("2", "Bob")]),
+        (HEADER + b'\n1,"Ann\r\nA",yes\n2,Bob,no\r\n', [("1", "Ann\r\nA"), ("2", "Bob")]),
+        (
+            HEADER + b'\r\n\n1,"A\rB",yes\r\n\r\n\n2,"x""\r\n""y",no\n',
+            [("1", "A\rB"), ("2", 'x"\r\n"y')],
+        ),
+        # The "" of a quoted value across the boundary of the 1 MiB read chunks.
+        (
+            HEADER + b'\r\n1,"' + b"x" * (READ_CHUNK_BYTES - 29) + b'""z",yes\n2,Bob,no\r\n',
+            [("1", "x" * (READ_CHUNK_BYTES - 29) + '"z'), ("2", "Bob")],
+        ),
+    ],
+    ids=[
+        "last-crlf",
+        "first-crlf",
+        "alternating",
+        "quoted-lf",
+        "quoted-crlf",
+        "empty-lines",
+        "split-escape",
+    ],
+)
+def test_mixed_lf_and_crlf_line_ends_are_read_as_delivered(tmp_path, customers, expected):
+    """Values exactly as delivered, no CR of a line end left in them, and `_source_line`
+    the record's position (empty lines not counted)."""
+    warehouse = tmp_path / "w.duckdb"
+    ingest_delivery(write_delivery(tmp_path / "d", customers, GOOD_ACCOUNTS), warehouse)
+    assert [row[:2] for row in raw_rows(warehouse, "customers")] == expected
+    assert [row[4] for row in raw_rows(warehouse, "customers")] == list(range(2, len(expected) + 2))
+
+
+@pytest.mark.parametrize(
+    ("content", "one_style"),
+    [
+        (b"a\nb\n", True),
+        (b'a\r\n"b\r\nc"\r\n', True),
+        (b"a", True),
+        # A CRLF split by the read chunk is still one CRLF.
+        (b"x" * (READ_CHUNK_BYTES - 1) + b"\r\ny\r\n", True),
+        (b"a\nb\r\n", False),
+        (b'a\n"b\rc"\n', True),  # a CR in a value needs no copy
+        (b'a\r\n"b\nc"\r\n', False),
+    ],
+)
+def test_the_hash_pass_tells_which_files_the_reader_needs_an_lf_copy_of(
+    tmp_path, content, one_style
+):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(content)
+    assert scan_file(path).one_line_end_style is one_style
+
+
+LONG = CSV_MAX_LINE_BYTES + 1
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        # Unquoted and past DuckDB's buffer, DuckDB drops the record without an error.
+        b"2," + b"x" * (64 << 20) + b",no\n",
+        b"2," + b"x" * LONG + b",no\n",
+        # Quoted on one line: DuckDB reported an unterminated quote.
+        b'2,"' + b"x" * (64 << 20) + b'",no\n',
+        # Quoted over many short lines: DuckDB's own "line size over maximum".
+        b'2,"' + b"x\n" * (LONG // 2) + b'",no\n',
+        # Quoted over lines, past DuckDB's buffer: DuckDB again reports an unterminated
+        # quote, at the line before.
+        b'2,"' + (b"x" * 999_999 + b"\n") * 40 + b'",no\n',
+    ],
+    ids=["unquoted-64MiB", "unquoted-limit+1", "quoted-64MiB", "quoted-lines", "quoted-40MB"],
+)
+def test_a_record_longer_than_the_line_limit_is_named_as_such(tmp_path, record):
+    error = ingest_error(tmp_path, HEADER + b"\n1,Ann,yes\n" + record + b"3,Cy,no\n")
+    assert (error.file, error.line) == ("customers.csv", 3)
+    assert f"longer than the reader's limit of {CSV_MAX_LINE_BYTES} bytes" in error.problem
+
+
+def test_a_line_as_long_as_the_limit_is_read(tmp_path):
+    name = "x" * (CSV_MAX_LINE_BYTES - len("2,,no"))
+    folder = write_delivery(tmp_path / "d", f"{HEADER.decode()}\n2,{name},no\n", GOOD_ACCOUNTS)
+    ingest_delivery(folder, tmp_path / "w.duckdb")
+    assert raw_rows(tmp_path / "w.duckdb", "customers")[0][1] == name
+
+
+@pytest.mark.parametrize(
+    ("customers", "line"),
+    [
+        (HEADER + b"\n1,Ann,yes\n2,B\x00b,no\n", 3),
+        (HEADER + b'\n1,Ann,yes\n2,"B\x00b",no\n', 3),
+        # UTF-16 without a BOM decodes as UTF-8 with a NUL after each ASCII character.
+        ("CustomerID,Name,HasLoan\n1,Ann,yes\n".encode("utf-16-le"), 1),
+    ],
+)
+def test_a_nul_byte_is_bad_input(tmp_path, customers, line):
+    error = ingest_error(tmp_path, customers)
+    assert (error.file, error.line) == ("customers.csv", line)
+    assert "NUL byte" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("customers", "line"),
+    [
+        (HEADER + b"\n1,A\rB,yes\n2,Bob,no\n", 2),
+        (HEADER + b"\n1,Ann,yes\n2,Bob,no\r", 3),
+        (HEADER + b"\n1,Ann,yes\r\r\n2,Bob,no\n", 2),
+        (HEADER + b"\r1,Ann,yes\r2,Bob,no\r", 1),  # CR-only line ends
+        (HEADER + b'\n1,"A\rB",yes\n2,B\rob,no\n', 3),  # beside a quoted CR (a value's)
+    ],
+)
+def test_a_carriage_return_that_ends_no_crlf_is_bad_input(tmp_path, customers, line):
+    error = ingest_error(tmp_path, customers)
+    assert (error.file, error.line) == ("customers.csv", line)
+    assert "carriage return (CR)" in error.problem
+
+
+@pytest.mark.parametrize(
+    ("customers", "line"),
+    [
+        (HEADER + b'\n1,x"y,yes\r\n2,"p\r\nq",no\n', 2),
+        (HEADER + b'\r\n1,"p\r\nq",no\n2, "x",yes\n', 4),
+        (HEADER + b'\r\n1,"p\r\nq"  ,no\n', 3),  # the line of the closing quote
+    ],
+)
+def test_a_quote_that_opens_or_closes_no_value_is_bad_input_in_a_mixed_file(
+    tmp_path, customers, line
+):
+    """Counting quotes tells quoted line breaks from line ends only for RFC 4180 quoting;
+    guessing would turn the quoted CRLF of p\r\nq into LF without a word."""
+    error = ingest_error(tmp_path, customers)
+    assert (error.file, error.line) == ("customers.csv", line)
+    assert "a quote that neither opens nor closes a whole value" in error.problem
+
+
+@pytest.mark.parametrize(
+    "name", [b'"Branch\nCode"', b'"Branch\r\nCode"', b'"Branch\rCode"', b'"BranchCode\r"']
+)
+def test_a_line_break_in_a_header_name_is_bad_input(tmp_path, name):
+    """DuckDB takes the file's line end from the first line break, even a quoted one, and
+    then reads no rows at all."""
+    error = ingest_error(tmp_path, HEADER + b"," + name + b"\n1,Ann,yes,B1\n")
+    assert (error.file, error.line) == ("customers.csv", 1)
+    assert error.problem == "header column 4 has a line break in its name"
+
+
+ACCOUNTS_HEADER = b"AccountID,CustomerID,Balance,AccountType\n"
+
+
+@pytest.mark.parametrize(
+    ("accounts", "line", "problem"),
+    [
+        # DuckDB's rejects table, by error_type: MISSING COLUMNS, TOO MANY COLUMNS,
+        (b"A1,1,10.00,savings\nA2,1,10.00\n", 3, "the record has 3 fields, the header 4"),
+        (b"A1,1,10.00,savings,x,y\n", 2, "the record has 6 fields, the header 4"),
+        # UNQUOTED VALUE (a quote never closed, or text after the closing quote),
+        (b'A1,1,"10.00,savings\nA2,1,5,checking\n', 2, "unterminated quote"),
+        (b'A1,1,"10"00,savings\n', 2, "text follows the closing quote"),
+        # LINE SIZE OVER MAXIMUM,
+        (b'A1,1,"' + b"9\n" * (LONG // 2) + b'",savings\n', 2, "longer than the reader's"),
+        # INVALID ENCODING.
+        (b"A1,1,10.00,savings\nA2,1,10.00,sav\xe9ngs\n", 3, "not valid UTF-8"),
+    ],
+)
+def test_each_error_the_reader_rejects_is_bad_input_naming_file_line_and_problem(
+    tmp_path, accounts, line, problem
+):
+    error = ingest_error(tmp_path, GOOD_CUSTOMERS, ACCOUNTS_HEADER + accounts)
+    assert (error.file, error.line) == ("accounts.csv", line)
+    assert problem in error.problem
+
+
+def open_as_one_style(path):
+    """The delivery read as is, even if its line ends mix: DuckDB then raises."""
+    scan = dataclasses.replace(scan_file(path), one_line_end_style=True)
+    return open_delivery_csv(path, check_file(path, ("CustomerID",), scan), scan, "_rejects_t")
+
+
+def load(con, delivery):
+    delivery.execute(con, f"create table t as select * from {delivery.table_function()}")
+
+
+def test_an_error_the_reader_raises_is_bad_input_naming_the_file(tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(HEADER + b"\n1,Ann,yes\n2,Bob,no\r\n")
+    with (
+        duckdb.connect() as con,
+        open_as_one_style(path) as delivery,
+        pytest.raises(InputError) as raised,
+    ):
+        load(con, delivery)
+    assert (raised.value.file, raised.value.exit_code) == ("customers.csv", 2)
+    assert "invalid state" in raised.value.problem
+
+
+def test_any_other_reader_failure_is_bad_input_naming_the_file(tmp_path):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(HEADER + b"\n1,Ann,yes\n")
+    with duckdb.connect() as con, open_as_one_style(path) as delivery:
+        path.unlink()  # gone between the checks and the read
+        with pytest.raises(InputError) as raised:
+            load(con, delivery)
+    assert (raised.value.file, raised.value.exit_code) == ("customers.csv", 2)
+    assert raised.value.problem.startswith("the CSV reader failed: IO Error")
+
+
+REJECTS_COLUMNS = (
+    "scan_id, file_id, line, line_byte_position, byte_position, column_idx, column_name, "
+    "error_type, csv_line, error_message"
+)
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        # CAST: the delivery is read as text, so only a typed read gives one.
+        (
+            (
+                "create table t as select * from read_csv('{path}', columns = {{'CustomerID': "
+                "'INTEGER', 'Name': 'VARCHAR', 'HasLoan': 'VARCHAR'}}, header = true, "
+                "auto_detect = false, store_rejects = true, rejects_table = '_rejects_t')"
+            ),
+            "could not be read",
+        ),
+        # INVALID STATE: DuckDB 2.0.1 raises it for every file tried; a rejected row of that
+        # type is planted to show it would still be named.
+        (
+            (
+                "create temp table _rejects_t as select * from (values (0, 0, 2, 25, 27, 2, "
+                "'Name', 'INVALID STATE', 'x,A', 'The CSV Parser state machine reached an "
+                f"invalid state.')) as r({REJECTS_COLUMNS})"
+            ),
+            "does not follow RFC 4180",
+        ),
+    ],
+    ids=["CAST", "INVALID STATE"],
+)
+def test_reject_types_a_text_read_cannot_produce_are_still_named(tmp_path, statement, problem):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(HEADER + b"\nx,Ann,yes\n")
+    with (
+        duckdb.connect() as con,
+        open_as_one_style(path) as delivery,
+        pytest.raises(InputError) as raised,
+    ):
+        delivery.execute(con, statement.format(path=path))
+    assert (raised.value.file, raised.value.line) == ("customers.csv", 2)
+    assert problem in raised.value.problem

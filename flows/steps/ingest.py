@@ -43,14 +43,12 @@ from flows.runtime import wap
 from flows.runtime.log import step_logger
 from flows.runtime.warehouse import connect
 from flows.steps.delivery_csv import (
-    Header,
-    drop_rejects,
-    file_sha256,
-    quote_identifier,
-    quote_literal,
-    raise_for_rejects,
-    read_header,
-    scan_sql,
+    DeliveryCsv,
+    DeliveryHeader,
+    FileScan,
+    check_file,
+    open_delivery_csv,
+    scan_file,
 )
 
 FILES = f"{RAW_SCHEMA}._files"
@@ -88,20 +86,20 @@ def ingest_delivery(
     input_dir: Path,
     warehouse: Path,
     run_at: datetime,
-    known_sha256: dict[str, str] | None = None,
+    known_scans: dict[str, FileScan] | None = None,
 ) -> list[IngestedFile]:
     """Capture what the delivery's files change in the warehouse, stamped with `run_at`.
 
-    `known_sha256`: the files' hashes if the caller has just computed them (reading a large
-    file once is enough). Never retried: every failure here is the data's, and the same
-    bytes fail the same way.
+    `known_scans`: the files' scans (content hash and what the reader needs to know) if the
+    caller has just made them (reading a large file once is enough). Never retried: every
+    failure here is the data's, and the same bytes fail the same way.
     """
     files = delivery_paths(input_dir)
     for path in files.values():
         if not path.is_file():
             raise InputError(path.name, f"file not found in {input_dir}")
-    headers = {table: _checked_header(path, table) for table, path in files.items()}
-    hashes = known_sha256 or {table: file_sha256(path) for table, path in files.items()}
+    scans = known_scans or {table: scan_file(path) for table, path in files.items()}
+    headers = {table: _checked_header(path, table, scans[table]) for table, path in files.items()}
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with connect(warehouse) as con:
@@ -109,7 +107,7 @@ def ingest_delivery(
         con.execute("begin transaction")
         try:
             results = [
-                _capture(con, table, files[table], headers[table], hashes[table], run_at)
+                _capture(con, table, files[table], headers[table], scans[table], run_at)
                 for table in files
             ]
             con.execute(f"insert into {DELIVERIES} values (?)", [run_at])
@@ -190,8 +188,8 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
         _create_raw_view(con, table)
 
 
-def _checked_header(path: Path, table: str) -> Header:
-    header = read_header(path, DELIVERY_FILES[table])
+def _checked_header(path: Path, table: str, scan: FileScan) -> DeliveryHeader:
+    header = check_file(path, DELIVERY_FILES[table], scan)
     clashing = [name for name in header.columns if name in LINEAGE_COLUMNS]
     if clashing:
         raise InputError(
@@ -206,10 +204,11 @@ def _capture(
     con: duckdb.DuckDBPyConnection,
     table: str,
     path: Path,
-    header: Header,
-    sha256: str,
+    header: DeliveryHeader,
+    scan: FileScan,
     run_at: datetime,
 ) -> IngestedFile:
+    sha256 = scan.sha256
     extras = _extra_columns(table, header)
     current = con.execute(
         f"select sha256, row_count, columns from {FILES} where table_name = ? and valid_to is null",
@@ -219,8 +218,9 @@ def _capture(
         return IngestedFile(table, path.name, sha256, current[1], extras, False, 0, 0)
 
     _add_extra_columns(con, table, header)
-    rows = _write_lines(con, table, path, header, run_at)
-    removed, added = _apply_changes(con, table, path, header, run_at)
+    with open_delivery_csv(path, header, scan, rejects_table=f"_rejects_{table}") as delivery:
+        rows = _write_lines(con, table, delivery, run_at)
+        removed, added = _apply_changes(con, table, delivery, run_at)
     if current is not None:
         con.execute(
             f"update {FILES} set valid_to = ? where table_name = ? and valid_to is null",
@@ -234,19 +234,19 @@ def _capture(
     return IngestedFile(table, path.name, sha256, rows, extras, True, added, removed)
 
 
-def _extra_columns(table: str, header: Header) -> tuple[str, ...]:
+def _extra_columns(table: str, header: DeliveryHeader) -> tuple[str, ...]:
     required = {name.lower() for name in DELIVERY_FILES[table]}
     return tuple(name for name in header.columns if name not in required)
 
 
-def _value_columns(table: str, header: Header) -> list[str]:
+def _value_columns(table: str, header: DeliveryHeader) -> list[str]:
     """The record's business values, in a fixed order whatever the file's column order:
     the contract's columns, then extra columns by name."""
     required = [name.lower() for name in DELIVERY_FILES[table]]
     return required + sorted(_extra_columns(table, header))
 
 
-def _fingerprint_sql(table: str, header: Header) -> str:
+def _fingerprint_sql(table: str, header: DeliveryHeader) -> str:
     """md5 over each value prefixed by its length (NULL as '-'), so no two different
     records can encode alike; extra columns carry their names."""
     required = {name.lower() for name in DELIVERY_FILES[table]}
@@ -260,7 +260,7 @@ def _fingerprint_sql(table: str, header: Header) -> str:
     return f"md5_number({' || '.join(parts)})"
 
 
-def _add_extra_columns(con: duckdb.DuckDBPyConnection, table: str, header: Header) -> None:
+def _add_extra_columns(con: duckdb.DuckDBPyConnection, table: str, header: DeliveryHeader) -> None:
     """A column first delivered now gets a place in the records table (and in raw.<table>).
     It is never removed: older records simply have no value for it."""
     known = {
@@ -278,30 +278,34 @@ def _add_extra_columns(con: duckdb.DuckDBPyConnection, table: str, header: Heade
             )
 
 
+def _scanned(delivery: DeliveryCsv) -> str:
+    """The file's records, numbered as read (empty lines skipped): the header is 0, so a
+    record's `_source_line` is record_number + 1."""
+    columns = ", ".join(quote_identifier(name) for name in delivery.header.columns)
+    return f"{delivery.table_function()} with ordinality as delivered({columns}, record_number)"
+
+
 def _write_lines(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: Header, run_at: datetime
+    con: duckdb.DuckDBPyConnection, table: str, delivery: DeliveryCsv, run_at: datetime
 ) -> int:
     """First scan: every row's fingerprint and line, replacing the last file's lines."""
-    rejects = f"_rejects_{table}"
-    drop_rejects(con, rejects)
     wap.replace_table(con, lines_table(table), run_at)
-    con.execute(
+    delivery.execute(
+        con,
         f"""
         create table {lines_table(table)} as
         select
-            {_fingerprint_sql(table, header)} as _fingerprint,
+            {_fingerprint_sql(table, delivery.header)} as _fingerprint,
             cast(record_number + 1 as bigint) as _source_line
-        from {scan_sql(path, header, rejects)}
-        """
+        from {_scanned(delivery)}
+        """,
     )
-    raise_for_rejects(con, rejects, path)
-    drop_rejects(con, rejects)
     (rows,) = con.execute(f"select count(*) from {lines_table(table)}").fetchone()
     return rows
 
 
 def _apply_changes(
-    con: duckdb.DuckDBPyConnection, table: str, path: Path, header: Header, run_at: datetime
+    con: duckdb.DuckDBPyConnection, table: str, delivery: DeliveryCsv, run_at: datetime
 ) -> tuple[int, int]:
     """Close the records this file no longer holds (as many copies), and add its new
     ones, read by the second scan; returns (closed, added)."""
@@ -327,10 +331,11 @@ def _apply_changes(
         """,
         [run_at],
     ).fetchone()
-    values = _value_columns(table, header)
+    values = _value_columns(table, delivery.header)
     delivered_values = ", ".join(quote_identifier(name) for name in values)
-    rejects = f"_rejects_{table}_again"
-    (added,) = con.execute(
+    before = _open_records(con, records)
+    delivery.execute(
+        con,
         f"""
         insert into {records} (_fingerprint, _copies, {delivered_values}, _source_file,
                                valid_from, valid_to)
@@ -348,14 +353,19 @@ def _apply_changes(
             ?,
             ?,
             null
-        from {scan_sql(path, header, rejects)}
+        from {_scanned(delivery)}
         inner join new_records on delivered.record_number + 1 = new_records._line
         """,
-        [path.name, run_at],
-    ).fetchone()
-    drop_rejects(con, rejects)
+        [delivery.file_name, run_at],
+    )
+    added = _open_records(con, records) - before
     con.execute(f"drop table {delivered}")
-    return int(closed), int(added)
+    return int(closed), added
+
+
+def _open_records(con: duckdb.DuckDBPyConnection, records: str) -> int:
+    (count,) = con.execute(f"select count(*) from {records} where valid_to is null").fetchone()
+    return int(count)
 
 
 def _create_raw_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -400,3 +410,11 @@ def _log_ingested(files: list[IngestedFile]) -> None:
                 loaded.file_name,
                 ", ".join(loaded.extra_columns),
             )
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -39,7 +39,7 @@ from flows.config import (
 from flows.quality.checks import CheckResult
 from flows.runtime.wap import JOURNAL_NAME, RUNS
 from flows.runtime.warehouse import connect
-from flows.steps.delivery_csv import file_sha256
+from flows.steps.delivery_csv import FileScan, scan_file
 from flows.steps.expectations import EXPECTATIONS_DIR
 from flows.steps.ingest import delivery_paths
 from flows.steps.publish import PUBLISHED_DATA_FILES
@@ -85,26 +85,34 @@ def check_unchanged_delivery(
     warehouse: Path,
     select: tuple[str, ...],
     full_refresh: bool,
-) -> tuple[dict[str, str] | None, PublishedRun | None]:
-    """The delivery's content hashes, and the last publish if this run would only repeat it.
+) -> tuple[dict[str, FileScan] | None, PublishedRun | None]:
+    """The delivery's scans (content hash and what ingestion needs to know of the bytes),
+    and the last publish if this run would only repeat it.
 
-    Hashes are None for a run that does not cover the whole pipeline (it publishes what the
+    Scans are None for a run that does not cover the whole pipeline (it publishes what the
     warehouse holds, not what a delivery gives)."""
     if not covers_whole_pipeline(select):
         return None, None
-    hashes = delivery_sha256(input_dir)
+    scans = delivery_scans(input_dir)
     if full_refresh:
-        return hashes, None
-    return hashes, find_reusable_publish(warehouse, output_dir, hashes)
+        return scans, None
+    return scans, find_reusable_publish(warehouse, output_dir, content_sha256(scans))
 
 
-def delivery_sha256(input_dir: Path) -> dict[str, str] | None:
-    """The content hash of each delivery file; None if one is missing (the full path
-    then reports it properly)."""
+def delivery_scans(input_dir: Path) -> dict[str, FileScan] | None:
+    """One pass over each delivery file; None if one is missing (the full path then
+    reports it properly)."""
     paths = delivery_paths(input_dir)
     if not all(path.is_file() for path in paths.values()):
         return None
-    return {table: file_sha256(path) for table, path in paths.items()}
+    return {table: scan_file(path) for table, path in paths.items()}
+
+
+def content_sha256(scans: dict[str, FileScan] | None) -> dict[str, str] | None:
+    """The content hash of each delivery file."""
+    if scans is None:
+        return None
+    return {table: scan.sha256 for table, scan in scans.items()}
 
 
 def code_fingerprint() -> str:
