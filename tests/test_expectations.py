@@ -92,7 +92,8 @@ def plant_defects(warehouse: Path) -> dict[str, object]:
             "select min(customer_id), max(customer_id) from marts.customer_profile"
         ).fetchone()
         con.execute(
-            "insert into marts.customer_profile_history select * replace ('planted' as version_id) "
+            "insert into marts.customer_profile_history select * replace "
+            "(valid_from - interval 1 second as valid_from) "
             "from marts.customer_profile_history where customer_id = ? and valid_to is null",
             [duplicate],
         )
