@@ -10,7 +10,7 @@ PREFECT_PORT ?= 4200
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install lock run test lint clean server deploy worker status bench generate
+.PHONY: install lock run test lint clean server deploy worker status bench bench-wap generate
 
 # .venv holds exactly requirements.lock (every distribution, pip and the build tools
 # included, at one version and its hashes) plus the project. requirements-pip.lock is its
@@ -84,6 +84,11 @@ status: install
 ACCOUNTS ?= 1000000
 bench: install
 	$(BIN)/python tests/benchmarks/run_bench.py --accounts $(ACCOUNTS) $(BENCH_ARGS)
+
+# What write-audit-publish of the warehouse costs: the start's check, the undo of a killed
+# run, against a copy of the warehouse file.
+bench-wap: install
+	$(BIN)/python tests/benchmarks/wap_cost.py --accounts $(ACCOUNTS) $(BENCH_ARGS)
 
 # A synthetic delivery (a development tool): make generate ARGS="--out DIR --customers N".
 generate: install

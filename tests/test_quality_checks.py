@@ -49,8 +49,8 @@ def test_duplicate_key_in_a_mart_fails_unique_and_names_the_key(built):
     run, project = built
     plant(
         run.warehouse,
-        "insert into marts.account_summary_history select * replace ('planted' as version_id) "
-        "from marts.account_summary_history where account_id = 'A001'",
+        "insert into marts.account_summary_history "
+        "select * from marts.account_summary_history where account_id = 'A001'",
     )
     failures = failing_checks(project, "marts")
     check = failures["unique_account_summary_account_id"]
@@ -116,7 +116,7 @@ PLANTED_DEFECTS = {
     "overlapping_scd2_versions": (
         "snapshots",
         """insert into snapshots.accounts_snapshot
-           select * replace (valid_from - interval 1 day as valid_from, 'planted' as version_id,
+           select * replace (valid_from - interval 1 day as valid_from,
                              valid_from + interval 1 hour as valid_to)
            from snapshots.accounts_snapshot where account_id = 'A004'""",
         "scd2_versions_do_not_overlap_accounts_snapshot_account_id",

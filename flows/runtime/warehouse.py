@@ -1,7 +1,8 @@
 """Connections to the DuckDB warehouse, with the memory ceiling every run keeps to.
 
-DuckDB's buffers may grow to the ceiling (by default 80% of the machine's memory: at 10M
-accounts a run's process tree peaked at 7.9 GB); below it DuckDB spills to disk where it can.
+DuckDB's buffers may grow to the ceiling (flows/config.py: by default 80% of the memory the
+process may use, the container's cgroup limit where lower); DuckDB spills to disk where it
+can.
 """
 
 from __future__ import annotations

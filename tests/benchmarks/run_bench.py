@@ -44,7 +44,7 @@ import duckdb
 from proc_tree import Measured, run_measured
 
 from flows.steps.delivery_csv import scan_file
-from flows.steps.ingest import delivery_paths, file_sha256
+from flows.steps.ingest import delivery_paths
 from flows.steps.publish import PUBLISHED_DATA_FILES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -349,7 +349,9 @@ def marts_differences(output_a: Path, output_b: Path) -> dict[str, int]:
 
 def data_file_hashes(output_dir: Path) -> dict[str, str]:
     return {
-        name: file_sha256(output_dir / name) for name in DATA_FILES if (output_dir / name).is_file()
+        name: scan_file(output_dir / name).sha256
+        for name in DATA_FILES
+        if (output_dir / name).is_file()
     }
 
 
