@@ -9,6 +9,7 @@ Two ways to run the pipeline in tests:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -158,6 +159,10 @@ def pytest_unconfigure(config):
     server = config.stash.get(_E2E_SERVER, None)
     if server is not None:
         server.stop()
+    # The temporary servers of flows run in-process stop at interpreter exit and log it to
+    # a console handler whose stream, pytest's capture, is closed by then ("--- Logging
+    # error --- I/O operation on closed file"): the tests are over, so Prefect is quiet.
+    logging.getLogger("prefect").disabled = True
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@
 runs with dummy DATABRICKS_* variables pointing at a closed loopback port, into its own
 target and log folders, so the DuckDB target folder is never touched. The compiled SQL
 (models, snapshots, data tests) is then scanned for constructs that DuckDB accepts and
-Databricks SQL rejects or reads differently; the scanner is shown to fail on a snippet.
+Databricks SQL rejects or reads differently, and parsed by sqlglot's `databricks` dialect:
+a statement it rejects fails the test with the file and sqlglot's error. The scanner and
+the parse are each shown to fail on a snippet.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import sqlglot
 from conftest import run_dbt
+from sqlglot.errors import ParseError, TokenError
 
 from flows.config import DBT_PROJECT_DIR
 
@@ -257,3 +261,36 @@ def test_the_scanner_accepts_the_portable_forms() -> None:
     from read_files('/Volumes/main/ledgerflow/exports/a.parquet', format => 'parquet')
     """
     assert scan_sql(portable, "portable.sql") == []
+
+
+def databricks_parse_errors(sql: str, file: str) -> list[str]:
+    """What sqlglot's databricks dialect rejects in `sql`, as `file: error` lines."""
+    try:
+        statements = sqlglot.parse(sql, read="databricks", error_level=sqlglot.ErrorLevel.RAISE)
+    except (ParseError, TokenError) as error:
+        return [f"{file}: {' '.join(str(error).split())[:300]}"]
+    if not any(statement is not None for statement in statements):
+        return [f"{file}: no statement"]
+    return []
+
+
+def test_every_compiled_node_parses_as_databricks_sql(databricks_compiled: Path) -> None:
+    paths = sorted(databricks_compiled.rglob("*.sql"))
+    assert len(paths) > 50, "fewer compiled nodes than the project has"
+    errors = []
+    for path in paths:
+        relative = str(path.relative_to(databricks_compiled))
+        errors += databricks_parse_errors(path.read_text(encoding="utf-8"), relative)
+    assert not errors, "sqlglot's databricks dialect rejects:\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize(
+    "duckdb_only",
+    [
+        "select {'a': 1} as packed",  # DuckDB's struct literal
+        "select x from t qualify",
+        "select [1, 2][1 as x",
+    ],
+)
+def test_the_parse_rejects_what_databricks_cannot_read(duckdb_only: str) -> None:
+    assert databricks_parse_errors(duckdb_only, "example.sql")

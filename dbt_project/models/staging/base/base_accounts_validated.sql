@@ -6,7 +6,8 @@
 -- A run parses only the contents that ingestion added, and decides the reasons that
 -- depend on other rows again only where they can have changed: the duplicate rule for
 -- every account id that a new or removed content carries, and the customer rules for
--- every account of a customer whose records changed. Every other record keeps its version.
+-- every account of a customer whose records changed. Every other record keeps its version
+-- and is not read.
 {{ versioned_config('_fingerprint') }}
 
 with
@@ -127,39 +128,6 @@ passed_customer_ids as (
 
 {% if is_incremental() %}
 
--- Still delivered, parsed by an earlier run.
-kept_records as (
-
-    select
-        _fingerprint,
-        _copies,
-        raw_account_id,
-        raw_customer_id,
-        raw_balance,
-        raw_account_type,
-        account_id,
-        customer_id,
-        account_type,
-        balance_amount,
-        row_reason,
-        _source_file
-
-    from {{ this }}
-    where
-        valid_to is null
-        and _fingerprint not in (select records._fingerprint from parsed_records as records)
-        and _fingerprint in (select records._fingerprint from current_records as records)
-
-),
-
-present_records as (
-
-    select * from parsed_records
-    union all
-    select * from kept_records
-
-),
-
 removed_records as (
 
     select _fingerprint from account_records
@@ -187,20 +155,65 @@ affected_customer_ids as (
 
 ),
 
+-- The records decided again, by account id: an affected id's, and every account of an
+-- affected customer's, with all the records that share such an id (the duplicate rule
+-- counts them together). Every other record keeps its version unread.
+decided_account_ids as (
+
+    select account_id from affected_account_ids
+    union
+    select account_id from {{ this }}
+    where
+        valid_to is null
+        and customer_id in (select ids.customer_id from affected_customer_ids as ids)
+
+),
+
+-- Still delivered, parsed by an earlier run, and decided again.
+kept_records as (
+
+    select
+        previous._fingerprint,
+        previous._copies,
+        previous.raw_account_id,
+        previous.raw_customer_id,
+        previous.raw_balance,
+        previous.raw_account_type,
+        previous.account_id,
+        previous.customer_id,
+        previous.account_type,
+        previous.balance_amount,
+        previous.row_reason,
+        previous._source_file
+
+    from {{ this }} as previous
+    inner join current_records
+        on previous._fingerprint = current_records._fingerprint
+    where
+        previous.valid_to is null
+        and previous._fingerprint not in (
+            select records._fingerprint from parsed_records as records
+        )
+        and (
+            previous.account_id in (select ids.account_id from decided_account_ids as ids)
+            or {{ full_scope() }}
+        )
+
+),
+
+present_records as (
+
+    select * from parsed_records
+    union all
+    select * from kept_records
+
+),
+
 affected_records as (
 
-    select _fingerprint from parsed_records
+    select _fingerprint from present_records
     union
     select _fingerprint from removed_records
-    union
-    select _fingerprint from present_records
-    where
-        account_id in (select ids.account_id from affected_account_ids as ids)
-        or customer_id in (select ids.customer_id from affected_customer_ids as ids)
-    union
-    -- In full scope every open version is compared with what the records say now.
-    select _fingerprint from {{ this }}
-    where valid_to is null and {{ full_scope() }}
 
 ),
 
@@ -214,33 +227,13 @@ present_records as (
 
 {% endif %}
 
--- Duplicates count only rows that passed every earlier rule, by the trimmed id text.
-{% if is_incremental() %}
-
--- The records that count toward the duplicate rule of an id decided again: every record
--- with such an id, whatever made it decided again (an account of a changed customer
--- shares its id with a duplicate that did not change).
-counted_records as (
-
-    select * from present_records
-    where account_id in (
-        select decided.account_id from present_records as decided
-        where decided._fingerprint in (
-            select affected._fingerprint from affected_records as affected
-        )
-    )
-
-),
-
-{% else %}
-
+-- Duplicates count only rows that passed every earlier rule, by the trimmed id text
+-- (present_records holds every record of each id it holds).
 counted_records as (
 
     select * from present_records
 
 ),
-
-{% endif %}
 
 passing_rows_per_id as (
 

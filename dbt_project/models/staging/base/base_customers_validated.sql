@@ -96,37 +96,6 @@ parsed_records as (
 
 {% if is_incremental() %}
 
--- Still delivered, parsed by an earlier run.
-kept_records as (
-
-    select
-        _fingerprint,
-        _copies,
-        raw_customer_id,
-        raw_name,
-        raw_has_loan,
-        customer_id,
-        customer_name,
-        has_loan,
-        row_reason,
-        _source_file
-
-    from {{ this }}
-    where
-        valid_to is null
-        and _fingerprint not in (select records._fingerprint from parsed_records as records)
-        and _fingerprint in (select records._fingerprint from current_records as records)
-
-),
-
-present_records as (
-
-    select * from parsed_records
-    union all
-    select * from kept_records
-
-),
-
 removed_records as (
 
     select _fingerprint from customer_records
@@ -146,18 +115,50 @@ affected_ids as (
 
 ),
 
+-- Still delivered, parsed by an earlier run, and sharing an id with a changed record
+-- (the duplicate rule counts them together). Every other record keeps its version unread.
+kept_records as (
+
+    select
+        previous._fingerprint,
+        previous._copies,
+        previous.raw_customer_id,
+        previous.raw_name,
+        previous.raw_has_loan,
+        previous.customer_id,
+        previous.customer_name,
+        previous.has_loan,
+        previous.row_reason,
+        previous._source_file
+
+    from {{ this }} as previous
+    inner join current_records
+        on previous._fingerprint = current_records._fingerprint
+    where
+        previous.valid_to is null
+        and previous._fingerprint not in (
+            select records._fingerprint from parsed_records as records
+        )
+        and (
+            previous.customer_id in (select ids.customer_id from affected_ids as ids)
+            or {{ full_scope() }}
+        )
+
+),
+
+present_records as (
+
+    select * from parsed_records
+    union all
+    select * from kept_records
+
+),
+
 affected_records as (
 
-    select _fingerprint from parsed_records
+    select _fingerprint from present_records
     union
     select _fingerprint from removed_records
-    union
-    select _fingerprint from present_records
-    where customer_id in (select ids.customer_id from affected_ids as ids)
-    union
-    -- In full scope every open version is compared with what the records say now.
-    select _fingerprint from {{ this }}
-    where valid_to is null and {{ full_scope() }}
 
 ),
 
@@ -173,32 +174,12 @@ present_records as (
 
 -- Duplicates count only rows that passed every earlier rule, by the parsed id, and all
 -- of them are quarantined: which one is right needs a person.
-{% if is_incremental() %}
-
--- The records that count toward the duplicate rule of an id decided again: every record
--- with such an id, whatever made it decided again (an account of a changed customer
--- shares its id with a duplicate that did not change).
-counted_records as (
-
-    select * from present_records
-    where customer_id in (
-        select decided.customer_id from present_records as decided
-        where decided._fingerprint in (
-            select affected._fingerprint from affected_records as affected
-        )
-    )
-
-),
-
-{% else %}
-
+-- (present_records holds every record of each id it holds.)
 counted_records as (
 
     select * from present_records
 
 ),
-
-{% endif %}
 
 passing_rows_per_id as (
 
