@@ -335,6 +335,17 @@ class DeliverySequence:
         row.values[column] = value.format(id=row.values["CustomerID"].lstrip("0"))
         return f"break account {account_id}: {column}={row.values[column]!r} ({reason})"
 
+    def op_copy_row(self) -> str | None:
+        """An exact copy of a delivered row: one content twice, so both copies are
+        duplicates (and `fix` later removes one copy, which makes the other pass)."""
+        rows = self.rng.choice((self.delivery.customers, self.delivery.accounts))
+        clean = self._clean(rows)
+        if not clean:
+            return None
+        row = self.rng.choice(clean)
+        rows.insert(self.rng.randint(0, len(rows)), Row(dict(row.values), duplicate=True))
+        return f"copy row {row.values}"
+
     def op_fix(self) -> str | None:
         broken = [
             (rows, row)
@@ -381,6 +392,7 @@ class DeliverySequence:
         "add_customer": 1,
         "break_customer": 2,
         "break_account": 2,
+        "copy_row": 1,
         "fix": 3,
         "reorder_rows": 1,
         "reorder_columns": 1,

@@ -2,7 +2,8 @@
 
 For random sequences of deliveries (tests/delivery_factory.py: balances across the tiers,
 loan flags flipped or only re-spelled, accounts and customers removed and added, records
-broken and fixed, rows and columns reordered, line ends changed), one warehouse is kept
+broken and fixed, duplicate ids and exact copies of rows added and removed, rows and
+columns reordered, line ends changed), one warehouse is kept
 across the sequence, as production keeps it. After every delivery:
 
 1. the marts equal those of a `--full-refresh` build of a fresh warehouse from that
@@ -366,6 +367,7 @@ def test_sequences_exercise_what_they_claim(tmp_path: Path):
         "customer starts passing",
         "quarantine invalid_has_loan",
         "quarantine duplicate_customer_id",
+        "quarantine duplicate_account_id",
         "quarantine invalid_balance",
         "quarantine customer_quarantined",
         "quarantine unknown_customer",
