@@ -436,6 +436,20 @@ def test_an_unexpected_exception_is_an_internal_error_in_a_known_state(
     with duckdb.connect(str(published["warehouse"])) as con:
         (balance,) = con.execute(balance_query).fetchone()
     assert balance == balance_before  # the marts' new version was undone
+    assert latest_flow_run_state().message.startswith(
+        "stopped at marts: internal error at marts: FailpointRaised"
+    )
+
+
+def latest_flow_run_state():
+    """The final state of the newest flow run on this session's Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        (latest,) = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+    assert latest.state is not None and latest.state.is_failed()
+    return latest.state
 
 
 def cli_process(input_dir, warehouse, output, env):
