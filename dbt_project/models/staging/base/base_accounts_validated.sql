@@ -229,19 +229,13 @@ present_records as (
 
 -- Duplicates count only rows that passed every earlier rule, by the trimmed id text
 -- (present_records holds every record of each id it holds).
-counted_records as (
-
-    select * from present_records
-
-),
-
 passing_rows_per_id as (
 
     select
         account_id,
         sum(_copies) as passing_rows
 
-    from counted_records
+    from present_records
     where row_reason is null
     group by account_id
 

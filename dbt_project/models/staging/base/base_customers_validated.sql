@@ -175,19 +175,13 @@ present_records as (
 -- Duplicates count only rows that passed every earlier rule, by the parsed id, and all
 -- of them are quarantined: which one is right needs a person.
 -- (present_records holds every record of each id it holds.)
-counted_records as (
-
-    select * from present_records
-
-),
-
 passing_rows_per_id as (
 
     select
         customer_id,
         sum(_copies) as passing_rows
 
-    from counted_records
+    from present_records
     where row_reason is null
     group by customer_id
 
