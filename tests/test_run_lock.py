@@ -25,6 +25,8 @@ with exclusive_run(warehouse, output, "run-A", timeout_seconds=5):
         time.sleep(0.5)
         os._exit(1)
     time.sleep(float(mode))
+    # Written while the locks are still held: whoever gets them after must see it.
+    ready.write_text("done")
 """
 
 
@@ -52,9 +54,13 @@ def _hold(tmp_path: Path, mode: str, warehouse: str = "wh.duckdb") -> subprocess
 def test_a_second_run_waits_for_the_first(tmp_path, warehouse):
     """On the same warehouse, or on another one publishing into the same folder."""
     holder = _hold(tmp_path, "2")
-    with exclusive_run(tmp_path / warehouse, tmp_path / "output", "run-B", timeout_seconds=60):
-        # Got the locks only once the holder had finished and let them go.
-        assert holder.poll() is not None
+    try:
+        with exclusive_run(tmp_path / warehouse, tmp_path / "output", "run-B", timeout_seconds=60):
+            # Got the locks only once the holder had finished its work and let them go (the
+            # holder's process may still be shutting down, so its exit is not the signal).
+            assert (tmp_path / "ready").read_text() == "done"
+    finally:
+        assert holder.wait(timeout=30) == 0
 
 
 def test_a_run_on_another_warehouse_and_folder_does_not_wait(tmp_path):
