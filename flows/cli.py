@@ -2,17 +2,22 @@
 
     ledgerflow run [--input-dir DIR] [--output-dir DIR] [--warehouse FILE]
                    [--select LAYER ...] [--full-refresh]
-    ledgerflow status      the pipeline's run history on the Prefect server (PREFECT_API_URL)
+    ledgerflow status [--warehouse FILE]
+                           the pipeline's run history on the Prefect server (PREFECT_API_URL),
+                           then the warehouse's own: the last runs and what was unusual
 
 Exit codes (the data contract's): 0 published; 1 blocking checks failed, nothing
 published; 2 bad input or usage, nothing published; 3 published, but an export beyond
-the output folder failed. `status` exits 0, or 2 when no server is configured or answers.
+the output folder failed; 4 an internal error; 5 gave up waiting for the warehouse.
+`status` exits 0, or 2 when no server is configured or answers (the warehouse's history is
+printed either way).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from flows.config import DEFAULT_INPUT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WAREHOUSE, LAYERS
 
@@ -52,10 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild incremental marts from scratch (history is kept)",
     )
 
-    commands.add_parser(
+    status = commands.add_parser(
         "status",
         help="when the pipeline last succeeded, what it published, what failed last "
-        "(from the Prefect server PREFECT_API_URL names)",
+        "(from the Prefect server PREFECT_API_URL names), and the warehouse's run history",
+    )
+    status.add_argument(
+        "--warehouse",
+        default=str(DEFAULT_WAREHOUSE),
+        help="DuckDB warehouse whose run history to show (default: data/warehouse.duckdb)",
     )
     return parser
 
@@ -65,19 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run_pipeline(args)
     if args.command == "status":
-        return show_status()
+        return show_status(Path(args.warehouse))
     return EXIT_USAGE
 
 
-def show_status() -> int:
-    from flows.status import NoServer, status_report
+def show_status(warehouse: Path) -> int:
+    from flows.status import NoServer, status_report, warehouse_history_lines
 
+    code = 0
     try:
         print(status_report())
     except NoServer as error:
         print(f"ledgerflow status: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    return 0
+        code = EXIT_USAGE
+    print("\n".join(warehouse_history_lines(warehouse.resolve())))
+    return code
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

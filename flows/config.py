@@ -6,9 +6,10 @@ constant here. Environment variables override the defaults where an operator nee
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 # A fresh Prefect home migrates its database on the first ephemeral start, which takes
@@ -79,6 +80,92 @@ DUCKDB_MEMORY_LIMIT = (
 # dropped (unquoted) or misreported as an unterminated quote (quoted) by DuckDB 2.0.1.
 CSV_MAX_LINE_BYTES = 2_000_000
 CSV_BUFFER_BYTES = 16 * CSV_MAX_LINE_BYTES
+
+# --- Run history and anomalies (flows/quality/history.py, flows/quality/anomalies.py) -----
+# Every run is remembered in the warehouse's own schema, which a run's undo never touches:
+# a failed run is part of the history too.
+HISTORY_SCHEMA = "history"
+
+
+@dataclass(frozen=True)
+class AnomalyRule:
+    """How one metric is judged against its trailing history.
+
+    The expected band is median +/- sensitivity x spread, over the last `window` published
+    runs that processed a delivery, once at least `min_history` of them hold the metric.
+    The spread is the robust one (1.4826 x MAD, a standard deviation for normal noise) but
+    never below `min_relative` x |median| nor `min_absolute`: a series that never varied has
+    a MAD of 0, and without a floor its first wobble would be an alert. `direction` says
+    which side matters ("up", "down" or "both"). A blocking rule's anomaly stops the
+    publish; any other is a warning.
+    """
+
+    direction: str = "both"
+    sensitivity: float = 4.0
+    window: int = 14
+    min_history: int = 7
+    min_relative: float = 0.1
+    min_absolute: float = 1.0
+    blocking: bool = False
+
+
+# One rule per metric; metrics are named in the history as (metric, subject).
+DEFAULT_ANOMALY_RULES: dict[str, AnomalyRule] = {
+    # Volume: a drop is a lost file or a broken extract, a surge a double delivery.
+    "rows_delivered": AnomalyRule(direction="both", min_relative=0.05, min_absolute=10),
+    "rows_published": AnomalyRule(direction="both", min_relative=0.05, min_absolute=10),
+    # Records added plus records gone since the last delivery, per file.
+    "change_set": AnomalyRule(direction="up", min_relative=0.5, min_absolute=50),
+    # Share of a table's delivered rows quarantined for one reason.
+    "quarantine_rate": AnomalyRule(direction="up", min_relative=0.25, min_absolute=0.005),
+    "nulls": AnomalyRule(direction="up", min_relative=0.25, min_absolute=2),
+    "duplicates": AnomalyRule(direction="up", min_relative=0.25, min_absolute=2),
+    # Seconds per step: small steps jitter by a second or two on a busy machine.
+    "step_seconds": AnomalyRule(direction="up", min_relative=0.25, min_absolute=3),
+    # Hours since the last delivery that was processed: a nightly feed is ~24.
+    "hours_since_previous_delivery": AnomalyRule(direction="up", min_relative=0.1, min_absolute=6),
+}
+# Columns added, removed or renamed against the last delivery: no statistics, any change.
+SCHEMA_CHANGE_BLOCKING = False
+# Overrides, one place for an operator: a JSON object of rule fields per metric, and
+# "schema_change" for the schema rule, e.g.
+# LEDGERFLOW_ANOMALY_RULES='{"rows_delivered": {"blocking": true}, "schema_change": {"blocking": true}}'
+ANOMALY_RULES_VAR = "LEDGERFLOW_ANOMALY_RULES"
+
+
+def anomaly_rules(
+    environ: Mapping[str, str] = os.environ,
+) -> tuple[dict[str, AnomalyRule], bool]:
+    """The rules in force (defaults with the environment's overrides) and whether a schema
+    change blocks; ValueError naming the variable on an unknown metric or field."""
+    raw = environ.get(ANOMALY_RULES_VAR) or "{}"
+    try:
+        overrides = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{ANOMALY_RULES_VAR} is not JSON: {error}") from None
+    rules = dict(DEFAULT_ANOMALY_RULES)
+    schema_blocking = SCHEMA_CHANGE_BLOCKING
+    known_fields = {f.name for f in fields(AnomalyRule)}
+    for metric, changes in overrides.items():
+        if metric == "schema_change":
+            schema_blocking = bool(changes.get("blocking", schema_blocking))
+            continue
+        if metric not in rules:
+            raise ValueError(
+                f"{ANOMALY_RULES_VAR}: unknown metric {metric!r}; "
+                f"choose from {', '.join([*rules, 'schema_change'])}"
+            )
+        unknown = set(changes) - known_fields
+        if unknown:
+            raise ValueError(
+                f"{ANOMALY_RULES_VAR}: unknown field(s) {', '.join(sorted(unknown))} for "
+                f"{metric}; choose from {', '.join(sorted(known_fields))}"
+            )
+        rules[metric] = replace(rules[metric], **changes)
+        if rules[metric].direction not in ("up", "down", "both"):
+            raise ValueError(f"{ANOMALY_RULES_VAR}: direction of {metric} must be up, down or both")
+    return rules, schema_blocking
+
 
 # One run at a time per warehouse: a second run waits this long for the first, then gives up.
 WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(

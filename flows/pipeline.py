@@ -8,16 +8,21 @@
       -> dbt intermediate           current versions, interest
       -> dbt marts                  account_summary, customer_profile (versioned)
       -> expectations               Great Expectations suites (expectations/*.json)
-      -> audit                      row counts, key-column profile, every check's verdict
+      -> audit                      row counts, key-column profile, every check's verdict,
+                                    tonight's metrics against the run history (anomalies)
       -> publish                    CSV + Parquet + quality_report.json, and the warehouse's
                                     changes: all or nothing
       -> export                     the published tables into Databricks (if configured)
+      -> run history                what the run measured and how it ended (history.*),
+                                    for every run that held the warehouse, failed ones too
+      -> dashboard                  dashboard.html from that history, beside the report
       -> Slack                      the quality summary, whatever the outcome
 
 A delivery whose content, code and published files are exactly those of the last publish
 skips from freshness to the report, its other checks carried over.
 
-The flow only orders the steps; each step is a task next to its work in flows/steps/.
+The flow only orders the steps; each step is a task next to its work in flows/steps/, and
+each dbt layer a subflow of its own, its dbt nodes tasks inside it.
 A run holds its warehouse and output folder from its first step to its last (another run
 waits). A blocking check stops the run right after the step that found it; any stop before
 the publish undoes the run's warehouse changes (flows/runtime/wap.py), so the next run
@@ -31,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
@@ -44,11 +49,14 @@ from flows.errors import (
 )
 from flows.external.databricks import export_to_databricks
 from flows.external.slack import notify_quality_summary
+from flows.quality.anomalies import scan_run
 from flows.quality.artifacts import create_report_artifacts
+from flows.quality.history import record_audited_run
 from flows.quality.key_columns import key_column_profile
 from flows.quality.report import QualityAudit, console_summary
 from flows.runtime.run_lock import exclusive_run
 from flows.steps.audit import count_quarantine, count_rows
+from flows.steps.dashboard import write_dashboard
 from flows.steps.dbt_layers import DbtProject
 from flows.steps.expectations import validate_expectations
 from flows.steps.freshness import check_source_freshness
@@ -106,6 +114,7 @@ def account_summary_pipeline(
             except Exception as error:  # noqa: BLE001
                 failure = as_run_error(error, audit)
                 keep_known_state(settings, audit, failure)
+            remember_and_show(settings, audit)
     except WarehouseBusy as error:
         failure = error
         audit.record_failure("start", str(error))
@@ -130,17 +139,20 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
             for loaded in ingest_delivery(
                 settings.input_dir, settings.warehouse, audit.run_at, input_scans
             ):
-                audit.record_rows(loaded.table, delivered=loaded.rows)
+                audit.record_ingested(loaded)
+            if input_scans is not None:
+                audit.delivery_sha256 = content_sha256(input_scans)
         with audit.step("source_freshness"):
             audit.add_checks(check_source_freshness(settings.warehouse))
             stop_if_blocked(audit, "source_freshness")
 
     for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
         with audit.step(layer):
-            audit.add_checks(dbt.build_layer(layer).checks)
+            audit.record_layer(dbt.build_layer_as_subflow(layer))
             if layer == "staging":
-                for table, (rows_in, by_reason) in count_quarantine(settings.warehouse).items():
-                    audit.record_quarantine(table, rows_in, by_reason)
+                for table, counted in count_quarantine(settings.warehouse).items():
+                    audit.record_quarantine(table, counted.rows_in, counted.by_reason)
+                    audit.quarantine_keys[table] = counted.keys_by_reason
             stop_if_blocked(audit, layer)
 
     with audit.step("expectations"):
@@ -150,6 +162,8 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
         for table, counts in count_rows(settings.warehouse).items():
             audit.record_rows(table, **counts)
         audit.key_columns = key_column_profile(audit.quarantine, audit.checks)
+        if audit.delivered_columns:  # tonight's delivery against the run history
+            audit.record_anomaly_scan(scan_run(settings.warehouse, audit))
         stop_if_blocked(audit, "audit")
 
     with audit.step("publish"):
@@ -191,6 +205,23 @@ def republish_unchanged_delivery(
         report_path = replace_published_report(settings.output_dir, audit.report())
         audit.published = True
     return [settings.output_dir / name for name in PUBLISHED_DATA_FILES] + [report_path]
+
+
+def remember_and_show(settings: PipelineSettings, audit: QualityAudit) -> None:
+    """The run history, for every run that held the warehouse, then the dashboard drawn
+    from it: courtesies like the report of a failed run, which never change an outcome."""
+    for what, courtesy in (
+        ("record the run in the run history", lambda: record_audited_run(
+            settings.warehouse, audit, deployment.name
+        )),
+        ("write the dashboard", lambda: write_dashboard(
+            settings.warehouse, settings.output_dir, audit
+        )),
+    ):  # fmt: skip
+        try:
+            courtesy()
+        except Exception:  # noqa: BLE001
+            get_run_logger().exception("could not %s", what)
 
 
 def stop_if_blocked(audit: QualityAudit, step: str) -> None:

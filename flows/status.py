@@ -1,13 +1,16 @@
-"""`ledgerflow status`: the pipeline's recent history, read from the Prefect server's API.
+"""`ledgerflow status`: the pipeline's recent history, from the Prefect server's API and
+from the warehouse's own run history.
 
 Answers: when did it last succeed, how long did that take, what did it publish, what
-failed last, is a run going on now, and when is the next scheduled one.
+failed last, is a run going on now, when is the next scheduled one (the server), and what
+was unusual in the last runs (the warehouse, flows/quality/history.py).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 
 from flows.config import FLOW_NAME
 from flows.contract import MART_SOURCES
@@ -29,7 +32,8 @@ def status_report() -> str:
     if not api_url:
         raise NoServer(
             "no Prefect server configured: PREFECT_API_URL is not set, and `ledgerflow run` "
-            "without a server keeps no run history. Start one with `make server` and export "
+            "without a server keeps no Prefect run history (the warehouse's own is below). "
+            "Start one with `make server` and export "
             "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
     from prefect.client.orchestration import get_client
@@ -75,6 +79,34 @@ def _history_lines(client) -> list[str]:
             else "none"
         )
     )
+    return lines
+
+
+RECENT_RUNS_SHOWN = 10
+
+
+def warehouse_history_lines(warehouse: Path) -> list[str]:
+    """The last runs the warehouse recorded, newest first, with their anomalies."""
+    import duckdb
+
+    from flows.quality.history import recent_runs
+
+    if not warehouse.is_file():
+        return [f"Run history in {warehouse}: no warehouse there yet"]
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            runs = recent_runs(con, RECENT_RUNS_SHOWN)
+    except duckdb.IOException as error:  # a run holds the warehouse
+        return [f"Run history in {warehouse}: not readable now ({error})"]
+    lines = [f"Run history in {warehouse} (last {len(runs)} runs):"]
+    for run in runs:
+        where = f", stopped at {run['stopped_at']}" if run["stopped_at"] else ""
+        lines.append(
+            f"  {run['run_at']:%Y-%m-%d %H:%M:%S} {run['run_id']} "
+            f"({run['deployment'] or 'no deployment'}): {run['outcome']}, "
+            f"{'published' if run['published'] else 'not published'}{where}"
+        )
+        lines.extend(f"    unusual: {message}" for message in run["anomalies"])
     return lines
 
 

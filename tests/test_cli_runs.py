@@ -48,7 +48,9 @@ def run_cli(input_dir, published):
 
 def test_sample_run_publishes_everything(published):
     assert published["exit_code"] == 0
-    assert sorted(p.name for p in published["output"].iterdir() if p.is_file()) == sorted(PUBLISHED)
+    assert sorted(p.name for p in published["output"].iterdir() if p.is_file()) == sorted(
+        [*PUBLISHED, "dashboard.html"]
+    )
     report = json.loads((published["output"] / "quality_report.json").read_text())
     expected = expected_outputs(SAMPLE_DIR / "customers.csv", SAMPLE_DIR / "accounts.csv")
     assert report["status"] == "warned"  # the sample's quarantine rates are high on purpose

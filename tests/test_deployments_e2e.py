@@ -251,6 +251,7 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
         DeploymentFilterName,
         FlowRunFilter,
         FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
     )
 
     stack.wait_for_run(stack.failing["run_id"])  # one adhoc run at a time
@@ -268,21 +269,40 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
     assert "concurrency limit" in by_state["Cancelled"].state.message.lower()
     done = by_state["Completed"]
     published = sorted(p.name for p in output.iterdir() if p.is_file())
-    assert published == sorted([*CONTRACT_DATA_FILES, "quality_report.json"])
+    assert published == sorted([*CONTRACT_DATA_FILES, "quality_report.json", "dashboard.html"])
 
     with stack.client() as client:
         history = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["adhoc"])),
             limit=20,
         )
-        task_names = {
-            task.name
-            for task in client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[done.id])), limit=200
-            )
+        # The run reads as the pipeline's layers: one subflow per dbt layer, in order, each
+        # holding its dbt nodes as task runs.
+        layers = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[done.id])
+            ),
+            limit=20,
+        )
+        layer_tasks = {
+            layer.name: {
+                task.name
+                for task in client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[layer.id])), limit=200
+                )
+            }
+            for layer in layers
         }
+        order = [layer.name for layer in sorted(layers, key=lambda layer: layer.start_time)]
     assert done.id in {run.id for run in history}
-    assert any(name.startswith("model stg_accounts") for name in task_names)  # dbt nodes as tasks
+    assert order == ["dbt staging", "dbt snapshots", "dbt intermediate", "dbt marts"]
+    assert {layer.state_name for layer in layers} == {"Completed"}
+    for layer, model in [
+        ("dbt staging", "model stg_accounts"),
+        ("dbt snapshots", "model accounts_snapshot"),
+        ("dbt marts", "model account_summary"),
+    ]:
+        assert any(name.startswith(model) for name in layer_tasks[layer]), (layer, model)
     # dbt's lineage as assets: account_summary from its history, that from intermediate.
     lineage = materialized_assets(stack, "/marts/account_summary")
     summary_asset = next(key for key in lineage if key.endswith("/marts/account_summary"))

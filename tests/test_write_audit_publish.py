@@ -45,6 +45,9 @@ STEPS = (
 )
 # Rewritten by every dbt invocation, read by no later run: not part of what must be kept.
 TRANSIENT_TABLES = {("ledgerflow", "run_context")}
+# The run history records every run, a failed one too, on purpose (asserted below): it is
+# an observation of runs, not state a run builds on.
+RUN_HISTORY_SCHEMA = "history"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
@@ -72,7 +75,7 @@ def dump(warehouse: Path) -> dict[str, list[tuple]]:
                 f'select * from "{schema}"."{table}" order by all'
             ).fetchall()
             for schema, table in tables
-            if (schema, table) not in TRANSIENT_TABLES
+            if (schema, table) not in TRANSIENT_TABLES and schema != RUN_HISTORY_SCHEMA
         }
 
 
@@ -158,6 +161,12 @@ def test_a_run_blocked_at_any_step_changes_nothing(lab, case, step, monkeypatch)
     assert cli_run(lab["delivery"], warehouse, output) == 1
     failed = json.loads((output / "failed" / "quality_report.json").read_text())
     assert failed["metrics"]["stopped_at"]["step"] == step
+    with duckdb.connect(str(warehouse)) as con:
+        recorded = con.execute(
+            "select outcome, published, stopped_at from history.runs where run_id = ?",
+            [failed["run_id"]],
+        ).fetchall()
+    assert recorded == [("failed", False, step)]
     shutil.rmtree(output / "failed")
     monkeypatch.delenv(FAILPOINTS)
     assert_as_before_and_next_delivery_is_clean(lab, warehouse, output)

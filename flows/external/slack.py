@@ -31,6 +31,7 @@ from flows.config import (
     SLACK_WEBHOOK_URL_ENV,
     seconds_setting,
 )
+from flows.quality.anomalies import ANOMALY_CHECK_PREFIX
 from flows.quality.report import published_rows
 from flows.runtime.deadline import Deadline
 
@@ -83,12 +84,20 @@ def quality_summary(report: dict, published: bool, run_name: str, run_url: str |
     stopped = report["metrics"].get("stopped_at")
     if stopped:
         lines.append(f"Stopped at *{stopped['step']}*: {stopped['error']}")
-    for failure in report["failures"][:MAX_FAILURES_SHOWN]:
+    # Anomalies are failures too, listed on their own with their expected range.
+    failures = [f for f in report["failures"] if not f["test"].startswith(ANOMALY_CHECK_PREFIX)]
+    for failure in failures[:MAX_FAILURES_SHOWN]:
         lines.append(
             f"• {failure['severity']} {failure['test']} on {failure['model']}: {failure['message']}"
         )
-    if len(report["failures"]) > MAX_FAILURES_SHOWN:
-        lines.append(f"• … and {len(report['failures']) - MAX_FAILURES_SHOWN} more")
+    if len(failures) > MAX_FAILURES_SHOWN:
+        lines.append(f"• … and {len(failures) - MAX_FAILURES_SHOWN} more")
+    raised = report["metrics"].get("anomalies", {}).get("raised", [])
+    if raised:
+        lines.append(f"Unusual tonight ({len(raised)}):")
+    for anomaly in raised:
+        kind = "blocking" if anomaly["blocking"] else "warning"
+        lines.append(f"• {kind} {anomaly['message']}" + (f" <{run_url}|run>" if run_url else ""))
     for table, reasons in report["quarantine"].items():
         detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
         lines.append(f"Quarantined {table}: {sum(reasons.values())} ({detail or 'none'})")

@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 SUMMARY_KEY = "quality-report"
 FAILURES_KEY = "quality-failures"
 METRICS_KEY = "run-metrics"
+ANOMALIES_KEY = "run-anomalies"
 
 
 def report_markdown(report: dict, published: bool) -> str:
@@ -34,6 +35,8 @@ def report_markdown(report: dict, published: bool) -> str:
     stopped = report["metrics"].get("stopped_at")
     if stopped:
         lines += ["", f"Stopped at **{stopped['step']}**: {stopped['error']}"]
+    lines += ["", f"Anomalies: {anomalies_summary(report)}"]
+    lines += [f"- {a['message']}" for a in report["metrics"].get("anomalies", {}).get("raised", [])]
     return "\n".join(lines)
 
 
@@ -65,3 +68,34 @@ def create_report_artifacts(report: dict, published: bool) -> None:
     create_table_artifact(
         key=METRICS_KEY, table=metrics_rows(report), description="Per-step durations and row counts"
     )
+    raised = report["metrics"].get("anomalies", {}).get("raised", [])
+    create_table_artifact(
+        key=ANOMALIES_KEY,
+        table=[
+            {
+                "metric": a["metric"],
+                "subject": a["subject"],
+                "tonight": a["value"],
+                "expected_low": a["expected_low"],
+                "expected_high": a["expected_high"],
+                "blocking": a["blocking"],
+                "message": a["message"],
+            }
+            for a in raised
+        ]
+        or [{"metric": "", "subject": "", "message": anomalies_summary(report)}],
+        description="What is unusual tonight against the run history",
+    )
+
+
+def anomalies_summary(report: dict) -> str:
+    scan = report["metrics"].get("anomalies")
+    if scan is None:
+        return "not scanned (no delivery processed in this run)"
+    if not scan["raised"]:
+        return (
+            f"nothing unusual: {scan['metrics_judged']} metrics judged against "
+            f"{scan['training_runs']} earlier runs, {scan['metrics_waiting_for_history']} "
+            "still building their history"
+        )
+    return f"{len(scan['raised'])} anomalies"

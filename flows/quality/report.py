@@ -17,6 +17,7 @@ from typing import Protocol
 from flows.config import QUARANTINE_BLOCK_RATE, QUARANTINE_WARN_RATE
 from flows.contract import DELIVERY_FILES, MART_SOURCES
 from flows.errors import BlockingChecksFailed
+from flows.quality.anomalies import AnomalyScan
 from flows.quality.checks import CheckResult
 from flows.runtime.failpoints import failpoint_action
 
@@ -27,6 +28,20 @@ class ExportOutcome(Protocol):
     status: str
     rows: int | None
     message: str
+
+
+class IngestedDelivery(Protocol):
+    table: str
+    file_name: str
+    rows: int
+    columns: tuple[str, ...]
+    new_records: int
+    removed_records: int
+
+
+class LayerOutcome(Protocol):
+    checks: tuple[CheckResult, ...]
+    node_seconds: dict[str, float]
 
 
 class QualityAudit:
@@ -43,6 +58,15 @@ class QualityAudit:
         self.exports: dict[str, dict] = {}
         self.checks_carried_from: str | None = None
         self.published = False  # the output folder holds this run's files
+        # What the run history and the anomaly scan read (flows/quality/history.py).
+        self.change_set: dict[str, int] = {}  # records added plus records gone, per file
+        self.delivered_columns: dict[str, tuple[str, ...]] = {}
+        self.delivery_sha256: str | None = None
+        self.anomaly_scan: AnomalyScan | None = None
+        # What the dashboard shows beyond the report: ids per quarantine reason, per table,
+        # and seconds per dbt model or snapshot.
+        self.quarantine_keys: dict[str, dict[str, list[str]]] = {}
+        self.node_seconds: dict[str, float] = {}
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
@@ -109,6 +133,25 @@ class QualityAudit:
         self.quarantine = {table: dict(reasons) for table, reasons in quarantine.items()}
         self.key_columns = key_columns
 
+    def record_ingested(self, file: IngestedDelivery) -> None:
+        self.record_rows(file.table, delivered=file.rows)
+        self.change_set[file.table] = file.new_records + file.removed_records
+        self.delivered_columns[file.file_name] = file.columns
+
+    def record_layer(self, layer: LayerOutcome) -> None:
+        self.add_checks(layer.checks)
+        self.node_seconds.update(
+            (node, round(seconds, 3))
+            for node, seconds in layer.node_seconds.items()
+            if node.split(".")[0] in ("model", "snapshot")
+        )
+
+    def record_anomaly_scan(self, scan: AnomalyScan) -> None:
+        """Tonight against the history; each anomaly is a check (a warning unless its rule
+        blocks)."""
+        self.anomaly_scan = scan
+        self.add_checks([anomaly.as_check() for anomaly in scan.anomalies])
+
     def record_failure(self, step: str, message: str) -> None:
         """The error the run ended with, at the step it stopped at."""
         self.stopped_at = step
@@ -161,6 +204,8 @@ class QualityAudit:
         if self.checks_carried_from is not None:
             # An unchanged delivery: only freshness was measured again (steps/unchanged_delivery.py).
             metrics["unchanged_delivery"] = {"checks_carried_from_run": self.checks_carried_from}
+        if self.anomaly_scan is not None:
+            metrics["anomalies"] = self.anomaly_scan.section()
         return {
             "timestamp": self.run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "run_id": self.run_id,

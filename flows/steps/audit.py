@@ -6,6 +6,7 @@ and row counts per layer (after every check ran). Nothing here judges: the check
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -31,19 +32,36 @@ LAYER_RELATIONS: dict[str, dict[str, str]] = {
 }
 
 
+# Offending ids shown per quarantine reason (the dashboard's), as delivered.
+QUARANTINE_KEYS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class QuarantineCount:
+    rows_in: int
+    by_reason: dict[str, int]
+    keys_by_reason: dict[str, list[str]]  # the smallest delivered ids of each reason
+
+
 @task(name="count-quarantine")
-def count_quarantine(warehouse: Path) -> dict[str, tuple[int, dict[str, int]]]:
-    """Per delivery table: rows delivered, and quarantined rows per reason."""
+def count_quarantine(warehouse: Path) -> dict[str, QuarantineCount]:
+    """Per delivery table: rows delivered, and quarantined rows and ids per reason."""
     counts = {}
     with connect(warehouse) as con:
         for table in DELIVERY_FILES:
             # A record delivered twice is two rows of the file.
             rows = con.execute(
-                f"select quarantine_reason, sum(_copies) from staging.base_{table}_validated "
-                "where valid_to is null group by all"
+                f"select quarantine_reason, sum(_copies), "
+                f"min(raw_{table.removesuffix('s')}_id, {QUARANTINE_KEYS_SHOWN}) "
+                f"from staging.base_{table}_validated where valid_to is null group by all"
             ).fetchall()
-            by_reason = {reason: n for reason, n in rows if reason is not None}
-            counts[table] = (sum(n for _, n in rows), by_reason)
+            counts[table] = QuarantineCount(
+                rows_in=sum(n for _, n, _ in rows),
+                by_reason={reason: n for reason, n, _ in rows if reason is not None},
+                keys_by_reason={
+                    reason: keys or [] for reason, _, keys in rows if reason is not None
+                },
+            )
     return counts
 
 

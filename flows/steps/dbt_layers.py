@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+from prefect import flow
 
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, PipelineSettings
 from flows.errors import LayerFailed
@@ -101,6 +102,17 @@ class DbtProject:
         if not unit_tests:
             args += ["--exclude", "resource_type:unit_test"]
         return self._run_layer(layer, args)
+
+    def build_layer_as_subflow(self, layer: str) -> LayerResult:
+        """`build_layer` as a subflow of the run named for the layer, its dbt nodes task
+        runs inside it: in the Prefect UI a run reads as its layers, and a failure shows
+        which layer stopped. Its error, if any, is the layer's own (LayerFailed)."""
+
+        @flow(name=f"dbt-{layer}", flow_run_name=f"dbt {layer}", validate_parameters=False)
+        def dbt_layer() -> LayerResult:
+            return self.build_layer(layer)
+
+        return dbt_layer()
 
     def test_layer(self, layer: str) -> LayerResult:
         """Run the layer's tests against what the warehouse holds, building nothing."""

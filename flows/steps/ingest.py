@@ -67,6 +67,7 @@ class IngestedFile:
     file_name: str
     sha256: str
     rows: int
+    columns: tuple[str, ...]  # the header, as delivered
     extra_columns: tuple[str, ...]
     changed: bool  # False when the warehouse already held this exact content
     new_records: int  # contents added (or whose number of copies changed)
@@ -215,7 +216,9 @@ def _capture(
         [table],
     ).fetchone()
     if current is not None and current[0] == sha256 and tuple(current[2]) == header.columns:
-        return IngestedFile(table, path.name, sha256, current[1], extras, False, 0, 0)
+        return IngestedFile(
+            table, path.name, sha256, current[1], header.columns, extras, False, 0, 0
+        )
 
     _add_extra_columns(con, table, header)
     with open_delivery_csv(path, header, scan, rejects_table=f"_rejects_{table}") as delivery:
@@ -231,7 +234,9 @@ def _capture(
         [table, path.name, sha256, rows, list(header.columns), run_at],
     )
     con.execute(f"insert or ignore into {FILE_LOADS} values (?, ?, ?)", [path.name, sha256, run_at])
-    return IngestedFile(table, path.name, sha256, rows, extras, True, added, removed)
+    return IngestedFile(
+        table, path.name, sha256, rows, header.columns, extras, True, added, removed
+    )
 
 
 def _extra_columns(table: str, header: DeliveryHeader) -> tuple[str, ...]:
