@@ -162,6 +162,11 @@ def task_runs(flow_run_id: uuid.UUID) -> dict[str, object]:
         }
 
 
+# Prefect stamps the AwaitingRetry state a few milliseconds after it computes the retry's
+# scheduled time; on a busy machine 7.5 ms was seen.
+SCHEDULING_SLACK = 0.03
+
+
 def retry_delays(flow_run_id: uuid.UUID, table: str) -> list[float]:
     """The delays Prefect scheduled before each retry of the table's task run."""
     _, states = task_runs(flow_run_id)[table]
@@ -256,7 +261,9 @@ def test_503s_are_retried_after_1_2_4_seconds(published, fake) -> None:
     outcomes, flow_run_id = run_export(published, retry=RetryPolicy(jitter_factor=None))
 
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
-    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([1.0, 2.0, 4.0], abs=0.005)
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
+        [1.0, 2.0, 4.0], abs=SCHEDULING_SLACK
+    )
     assert retry_delays(flow_run_id, "customer_profile") == []
     uploads = fake.requests_to("PUT", "/api/2.0/fs/files" + volume_path("account_summary"))
     assert len(uploads) == 4
@@ -269,9 +276,7 @@ def test_rate_limits_and_server_errors_are_retried(published, fake) -> None:
         fake.fail("POST", status, table="account_summary")
     outcomes, flow_run_id = run_export(published)
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
-    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
-        [0.05, 0.1, 0.2], abs=0.005
-    )
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.05, 0.1, 0.2], abs=0.02)
     assert len(fake.requests_to("POST", "/api/2.0/sql/statements")) == 5
 
 
@@ -283,7 +288,9 @@ def test_timeouts_are_retried_with_growing_delays(published, fake) -> None:
     outcomes, flow_run_id = run_export(published, retry=retry, timeouts=timeouts)
 
     assert [o.status for o in outcomes] == ["loaded", "loaded"]
-    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.2, 0.4], abs=0.005)
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
+        [0.2, 0.4], abs=SCHEDULING_SLACK
+    )
     # Each attempt: an upload, then a statement that times out after 0.3 s.
     uploads = fake.requests_to("PUT", "/api/2.0/fs/files" + volume_path("account_summary"))
     assert len(uploads) == 3
@@ -350,19 +357,23 @@ def test_a_long_statement_is_polled_to_completion(published, fake) -> None:
 def test_a_statement_past_its_bound_is_cancelled_then_retried(published, fake) -> None:
     fake.script_statements(["PENDING"])  # a warehouse that never starts
     timeouts = Timeouts(request_seconds=5, statement_wait_seconds=0, statement_timeout_seconds=0.2)
-    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.01, None), timeouts)
+    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.2, None), timeouts)
 
     assert [o.status for o in outcomes] == ["failed", "failed"]
     assert "still PENDING after 0.2 s; cancelled" in outcomes[0].message
-    assert retry_delays(flow_run_id, "account_summary") == pytest.approx([0.01], abs=0.005)
+    assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
+        [0.2], abs=SCHEDULING_SLACK
+    )
     assert sorted(fake.cancelled) == ["stmt-0001", "stmt-0002", "stmt-0003", "stmt-0004"]
 
 
 def test_a_canceled_statement_is_retried(published, fake) -> None:
     fake.script_statements(["CANCELED"])
-    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.01, None))
+    outcomes, flow_run_id = run_export(published, RetryPolicy(1, 0.2, None))
     assert "was CANCELED" in outcomes[0].message
-    assert retry_delays(flow_run_id, "customer_profile") == pytest.approx([0.01], abs=0.005)
+    assert retry_delays(flow_run_id, "customer_profile") == pytest.approx(
+        [0.2], abs=SCHEDULING_SLACK
+    )
 
 
 def test_not_configured_means_skipped_not_failed(published, fake, monkeypatch) -> None:
@@ -538,7 +549,9 @@ def test_no_retry_is_scheduled_past_the_deadline(published, fake, monkeypatch) -
         assert outcome.status == "failed"
         assert "not loaded within the export deadline of 5 s" in outcome.message
         assert "HTTP 503" in outcome.message
-        assert retry_delays(flow_run_id, outcome.table) == pytest.approx([2.0], abs=0.005)
+        assert retry_delays(flow_run_id, outcome.table) == pytest.approx(
+            [2.0], abs=SCHEDULING_SLACK
+        )
     assert len(fake.requests_to("PUT")) == 4
 
 
