@@ -31,7 +31,7 @@ from flows.config import (
     SLACK_WEBHOOK_URL_ENV,
     seconds_setting,
 )
-from flows.quality.anomalies import ANOMALY_CHECK_PREFIX
+from flows.quality.anomalies import failures_besides_anomalies
 from flows.quality.report import published_rows
 from flows.runtime.deadline import Deadline
 
@@ -84,8 +84,7 @@ def quality_summary(report: dict, published: bool, run_name: str, run_url: str |
     stopped = report["metrics"].get("stopped_at")
     if stopped:
         lines.append(f"Stopped at *{stopped['step']}*: {stopped['error']}")
-    # Anomalies are failures too, listed on their own with their expected range.
-    failures = [f for f in report["failures"] if not f["test"].startswith(ANOMALY_CHECK_PREFIX)]
+    failures = failures_besides_anomalies(report)
     for failure in failures[:MAX_FAILURES_SHOWN]:
         lines.append(
             f"• {failure['severity']} {failure['test']} on {failure['model']}: {failure['message']}"

@@ -43,6 +43,14 @@ MAD_TO_SIGMA = 1.4826
 ZERO_WHEN_ABSENT = frozenset({"quarantine_rate", "nulls", "duplicates", "change_set"})
 SCHEMA_CHANGE = "schema_change"
 ANOMALY_CHECK_PREFIX = "anomaly_"
+
+
+def failures_besides_anomalies(report: dict) -> list[dict]:
+    """The report's failures and warnings but the anomalies, which are shown on their own
+    with their expected range."""
+    return [f for f in report["failures"] if not f["test"].startswith(ANOMALY_CHECK_PREFIX)]
+
+
 GAP_METRIC = "hours_since_previous_delivery"
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from flows.config import DEFAULT_ANOMALY_RULES
 from flows.contract import DELIVERY_FILES, PUBLISHED_MARTS
-from flows.quality.anomalies import ANOMALY_CHECK_PREFIX, shown_value
+from flows.quality.anomalies import failures_besides_anomalies, shown_value
 from flows.quality.history import MetricKey, RecentHistory
 
 DASHBOARD_NAME = "dashboard.html"
@@ -96,7 +96,7 @@ def _tonight_section(tonight: Tonight) -> str:
             )
             + "</ul>"
         )
-    failures = [f for f in report["failures"] if not f["test"].startswith(ANOMALY_CHECK_PREFIX)]
+    failures = failures_besides_anomalies(report)
     failed = (
         "<ul>"
         + "".join(
@@ -149,10 +149,7 @@ PLOT_WIDTH, PLOT_HEIGHT, PAD = 260, 90, 6
 
 def _trends_section(history: RecentHistory, tonight: Tonight) -> str:
     tonight_id = tonight.report["run_id"]
-    keys = sorted(
-        {key for measured in history.metrics.values() for key in measured}
-        & {key for key in history.metrics.get(tonight_id, {})}
-    )
+    keys = sorted(history.metrics.get(tonight_id, {}))
     by_metric: dict[str, list[MetricKey]] = defaultdict(list)
     for key in keys:
         if key[0] in DEFAULT_ANOMALY_RULES:
