@@ -10,7 +10,7 @@ PREFECT_PORT ?= 4200
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install lock run test lint clean server deploy worker status bench bench-wap generate
+.PHONY: install browser lock run test lint clean server deploy worker status bench bench-wap generate
 
 # .venv holds exactly requirements.lock (every distribution, pip and the build tools
 # included, at one version and its hashes) plus the project. requirements-pip.lock is its
@@ -62,8 +62,27 @@ run: install
 	rm -f $(DEMO_WAREHOUSE) $(DEMO_WAREHOUSE).wal
 	$(BIN)/ledgerflow run --warehouse $(DEMO_WAREHOUSE)
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# The dashboard's browser test drives the system's Chromium (Playwright's own browser
+# download is not used): installed from the distribution's packages where it is missing,
+# as root or through sudo; otherwise the target fails with the command to run.
+CHROMIUM_INSTALL := apt-get update && apt-get install -y chromium
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		exit 0; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+		echo "Installing Chromium for the browser tests: $(CHROMIUM_INSTALL)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		echo "Installing Chromium for the browser tests: sudo $(CHROMIUM_INSTALL)"; \
+		sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "The browser tests need Chromium, and installing it needs root. Run:" >&2; \
+		echo "    sudo sh -c '$(CHROMIUM_INSTALL)'" >&2; \
+		exit 1; \
+	fi
 
 server: install
 	PREFECT_HOME=$(CURDIR)/.prefect PREFECT_UI_URL=http://127.0.0.1:$(PREFECT_PORT) \

@@ -45,18 +45,40 @@ QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE",
 
 # DuckDB's memory ceiling in every connection of a run (dbt's included); above it DuckDB
 # spills to disk where it can. By default 80% of the memory this process may use: the
-# machine's, or the container's (cgroup) limit where there is a lower one.
-CGROUP_MEMORY_LIMITS = (
-    Path("/sys/fs/cgroup/memory.max"),  # cgroup v2
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),  # cgroup v1
-)
+# machine's, or the lowest limit of the memory cgroups it is in (its own and each one
+# above it, whether a container's or one a test runs it in).
+CGROUP_ROOTS = {"v2": Path("/sys/fs/cgroup"), "v1": Path("/sys/fs/cgroup/memory")}
+CGROUP_LIMIT_FILES = {"v2": "memory.max", "v1": "memory.limit_in_bytes"}
 
 
-def available_memory_bytes(cgroup_files: tuple[Path, ...] = CGROUP_MEMORY_LIMITS) -> int:
-    """The machine's memory, or a lower container limit: 'max' or an unset v1 limit (a
-    number near 2**63) means none."""
+def cgroup_memory_limit_files(proc_cgroup: Path = Path("/proc/self/cgroup")) -> tuple[Path, ...]:
+    """The memory limit files of this process's cgroup and of every cgroup above it."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return ()
+    files = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        version = (
+            "v2" if controllers == "" else "v1" if "memory" in controllers.split(",") else None
+        )
+        if version is None:
+            continue
+        folder = CGROUP_ROOTS[version] / path.lstrip("/")
+        while True:
+            files.append(folder / CGROUP_LIMIT_FILES[version])
+            if folder == CGROUP_ROOTS[version] or folder == folder.parent:
+                break
+            folder = folder.parent
+    return tuple(files)
+
+
+def available_memory_bytes(cgroup_files: tuple[Path, ...] | None = None) -> int:
+    """The machine's memory, or a lower cgroup limit: 'max' or an unset v1 limit (a number
+    near 2**63) means none."""
     available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    for path in cgroup_files:
+    for path in cgroup_memory_limit_files() if cgroup_files is None else cgroup_files:
         try:
             limit = path.read_text().strip()
         except OSError:
@@ -71,14 +93,36 @@ DUCKDB_MEMORY_LIMIT = (
     or f"{available_memory_bytes() * 8 // 10 // 2**20}MB"
 )
 
-# The delivery CSV reader (flows/steps/delivery_csv.py). A record longer than the line
-# limit is bad input, named with its line: a bank's delivery has lines of a few hundred
-# bytes, so a longer one is a broken file, not data to make room for. 2,000,000 is DuckDB's
-# own default, written here so that the limit is a decision; it must stay above the 1 MiB
-# chunks the content hash reads, which is what lets that pass measure long lines exactly.
+
+def count_setting(environ: Mapping[str, str], var: str, default: int) -> int:
+    """A positive whole number from the environment, else the default; ValueError naming
+    the variable when it is set to anything else."""
+    raw = environ.get(var)
+    if not raw:
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise ValueError(f"{var}={raw!r} is not a positive whole number")
+    return int(raw)
+
+
+# Limits on a delivery file (flows/steps/delivery_csv.py), checked before anything whose
+# size follows them is built: a file past one fails at ingestion as bad input, naming the
+# file, the line and the limit. A bank's export has tens of columns and lines of a few
+# hundred bytes, so the defaults leave every real file far inside them, while a malformed
+# file costs an error message instead of the machine's memory.
+# - columns: the header's width (every column is a reader buffer and a map entry);
+# - line bytes: a record's length (DuckDB's own default, written here so that the limit is
+#   a decision); it must stay above the 1 MiB chunks the content hash reads, which is what
+#   lets that pass measure long lines exactly;
+# - field bytes: one value's length.
+CSV_MAX_COLUMNS_VAR = "LEDGERFLOW_CSV_MAX_COLUMNS"
+CSV_MAX_LINE_BYTES_VAR = "LEDGERFLOW_CSV_MAX_LINE_BYTES"
+CSV_MAX_FIELD_BYTES_VAR = "LEDGERFLOW_CSV_MAX_FIELD_BYTES"
+CSV_MAX_COLUMNS = count_setting(os.environ, CSV_MAX_COLUMNS_VAR, 1_000)
+CSV_MAX_LINE_BYTES = count_setting(os.environ, CSV_MAX_LINE_BYTES_VAR, 2_000_000)
+CSV_MAX_FIELD_BYTES = count_setting(os.environ, CSV_MAX_FIELD_BYTES_VAR, 100_000)
 # The buffer keeps DuckDB's ratio of 16 lines: a record longer than the buffer is silently
 # dropped (unquoted) or misreported as an unterminated quote (quoted) by DuckDB 2.0.1.
-CSV_MAX_LINE_BYTES = 2_000_000
 CSV_BUFFER_BYTES = 16 * CSV_MAX_LINE_BYTES
 
 # --- Run history and anomalies (flows/quality/history.py, flows/quality/anomalies.py) -----

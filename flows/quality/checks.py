@@ -9,7 +9,8 @@ from dataclasses import dataclass
 class CheckResult:
     name: str
     model: str
-    kind: str  # dbt_test, unit_test, source_freshness, expectation, quarantine_rate
+    kind: str  # dbt_test, unit_test, source_freshness, expectation, quarantine_rate,
+    # anomaly, delivery
     status: str  # pass, warn or fail
     severity: str  # error (blocks publishing) or warn
     message: str = ""

@@ -35,6 +35,7 @@ class IngestedDelivery(Protocol):
     file_name: str
     rows: int
     columns: tuple[str, ...]
+    extra_columns: tuple[str, ...]
     new_records: int
     removed_records: int
 
@@ -137,6 +138,8 @@ class QualityAudit:
         self.record_rows(file.table, delivered=file.rows)
         self.change_set[file.table] = file.new_records + file.removed_records
         self.delivered_columns[file.file_name] = file.columns
+        if file.extra_columns:
+            self.add_checks([_extra_columns_check(file)])
 
     def record_layer(self, layer: LayerOutcome) -> None:
         self.add_checks(layer.checks)
@@ -225,6 +228,25 @@ class QualityAudit:
             "quarantine": self.quarantine,
             "metrics": metrics,
         }
+
+
+def _extra_columns_check(file: IngestedDelivery) -> CheckResult:
+    """The contract's warning for columns beyond its own: kept, never an error."""
+    extras = file.extra_columns
+    listed = ", ".join(repr(name) for name in extras[:10])
+    more = f" and {len(extras) - 10} more" if len(extras) > 10 else ""
+    return CheckResult(
+        name=f"no_extra_columns_{file.table}",
+        model=f"raw.{file.table}",
+        kind="delivery",
+        status="warn",
+        severity="warn",
+        message=(
+            f"{file.file_name} has {len(extras)} column(s) beyond the contract's, kept in "
+            f"raw.{file.table}._extra_columns: {listed}{more}"
+        ),
+        failures=len(extras),
+    )
 
 
 def _failpoint_check(step: str) -> CheckResult:

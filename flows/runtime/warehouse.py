@@ -14,7 +14,8 @@ import duckdb
 from flows.config import DUCKDB_MEMORY_LIMIT
 
 
-def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+def connect(warehouse: Path | str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """The warehouse, or (by default) a DuckDB of its own in memory."""
     # A setting, not a connect-time config: DuckDB refuses a second connection to a file
     # with a different config in one process, and dbt's connection may be open.
     con = duckdb.connect(str(warehouse))

@@ -20,12 +20,21 @@ left alone with everything the contract allows or forbids, so this module covers
   line over the limit, so such a line is named before DuckDB reads the file; a quoted
   record over the limit made of short lines is told apart from a quote that is really
   left open by finding where the quote closes.
+- With its default null string (the empty one), DuckDB drops empty fields past the
+  header's width without a word (`1,a,b,,,` is read as `1,a,b`), so a record with too
+  many fields goes through. The null string is set to NUL, which no accepted file holds:
+  such a record is then rejected, and an empty value becomes NULL after the read.
 - A NUL byte is kept in the value, and a carriage return (CR) outside quotes that ends no
   CRLF makes the reader fail without a line; a UTF-8 text CSV with LF or CRLF line ends
   has neither, so both are bad input, named with their line.
 
 Every problem becomes an InputError naming the file, the physical line (what an editor
 shows) and the problem, whether DuckDB put it in its rejects table or raised it.
+
+A file is bounded before anything whose size follows it is built (flows/config.py): its
+header's width, a record's length (found by the hash pass) and a value's length (checked
+as the reader's rows are written). The header's names never become SQL: DuckDB reads the
+columns under positional names (`c1`, `c2`, ...), and a name travels as a parameter.
 """
 
 from __future__ import annotations
@@ -46,17 +55,34 @@ from typing import BinaryIO
 
 import duckdb
 
-from flows.config import CSV_BUFFER_BYTES, CSV_MAX_LINE_BYTES
+from flows.config import (
+    CSV_BUFFER_BYTES,
+    CSV_MAX_COLUMNS,
+    CSV_MAX_COLUMNS_VAR,
+    CSV_MAX_FIELD_BYTES,
+    CSV_MAX_FIELD_BYTES_VAR,
+    CSV_MAX_LINE_BYTES,
+    CSV_MAX_LINE_BYTES_VAR,
+)
 from flows.errors import InputError
+from flows.runtime.warehouse import connect
 
 READ_CHUNK_BYTES = 1 << 20
 
 # scan_file measures only lines that cross a chunk boundary; that finds every line over
 # the limit only while the limit is above the chunk size.
 if CSV_MAX_LINE_BYTES <= READ_CHUNK_BYTES:
-    raise ValueError(f"CSV_MAX_LINE_BYTES must be above {READ_CHUNK_BYTES}")
+    raise ValueError(f"{CSV_MAX_LINE_BYTES_VAR} must be above {READ_CHUNK_BYTES}")
 
-TOO_LONG = f"longer than the reader's limit of {CSV_MAX_LINE_BYTES} bytes"
+TOO_LONG = (
+    f"longer than the reader's limit of {CSV_MAX_LINE_BYTES} bytes ({CSV_MAX_LINE_BYTES_VAR})"
+)
+TOO_WIDE = "the header has {columns} columns, more than the limit of {limit} ({var})"
+FIELD_TOO_LONG = "a value is longer than the limit of {limit} bytes ({var})"
+# What the row-writing statement raises for a value over the limit, followed by the
+# record's number (DuckDB's error() carries no structure of its own).
+_FIELD_TOO_LONG_MARKER = "ledgerflow-field-over-limit:"
+_FIELD_TOO_LONG_RECORD = re.compile(re.escape(_FIELD_TOO_LONG_MARKER) + r"(\d+)")
 NUL_BYTE = "not a text CSV: a NUL byte (0x00), which UTF-8 text never contains"
 STRAY_CR = (
     "not CSV: a carriage return (CR) outside quotes that does not end a CRLF line end "
@@ -74,7 +100,9 @@ _QUOTED = re.compile(rb'"[^"]*"')
 # line start or "".
 _TEXT_AFTER_QUOTED = re.compile(rb"\0[^,\r\n\0]")
 _TEXT_BEFORE_QUOTED_REVERSED = re.compile(rb"\0[^,\n\0]")
-_FOUND_COLUMNS = re.compile(r"Found: (\d+)")
+_READER_ERROR_LINE = re.compile(r"CSV Error on Line: (\d+)")
+_FIELD_COUNT_ERROR = "Expected Number of Columns"
+REJECTS_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -92,6 +120,14 @@ class FileScan:
 class DeliveryHeader:
     columns: tuple[str, ...]  # lower-cased, trimmed
     line: int  # physical line of the header record
+
+    def column(self, name: str) -> str:
+        """The SQL identifier DuckDB reads the column `name` under: its position, never
+        its name as delivered."""
+        return f"c{self.columns.index(name) + 1}"
+
+    def identifiers(self) -> list[str]:
+        return [f"c{position}" for position in range(1, len(self.columns) + 1)]
 
 
 def scan_file(path: Path) -> FileScan:
@@ -219,6 +255,11 @@ def _read_header(path: Path, required: tuple[str, ...]) -> DeliveryHeader:
 def _checked_header(
     file: str, header: list[str], required: tuple[str, ...], line: int
 ) -> DeliveryHeader:
+    if len(header) > CSV_MAX_COLUMNS:
+        problem = TOO_WIDE.format(
+            columns=len(header), limit=CSV_MAX_COLUMNS, var=CSV_MAX_COLUMNS_VAR
+        )
+        raise InputError(file, problem, line=line)
     columns = tuple(name.strip().lower() for name in header)
     seen: set[str] = set()
     for index, (name, as_delivered) in enumerate(zip(columns, header, strict=True), start=1):
@@ -249,14 +290,36 @@ class DeliveryCsv:
     header: DeliveryHeader
     rejects_table: str
 
-    def table_function(self) -> str:
-        """`read_csv(...)` over the file, every value as text; reusable in any statement
-        run through `execute` (e.g. `select ... from <it> with ordinality as t(...)`)."""
-        columns = ", ".join(f"{_quote_literal(name)}: 'VARCHAR'" for name in self.header.columns)
+    def scanned(self) -> str:
+        """The file's records as `delivered`, each column under its positional name
+        (`DeliveryHeader.column`), numbered as read (empty lines skipped): the header is 0,
+        so a record's `_source_line` is `record_number + 1`."""
+        columns = self.header.identifiers()
+        # An empty value is missing, quoted or not (see `table_function`).
+        values = ", ".join(f"nullif({name}, '') as {name}" for name in columns)
+        return (
+            f"(select {values}, record_number from {self.table_function()} "
+            f"with ordinality as read({', '.join(columns)}, record_number)) as delivered"
+        )
+
+    def within_field_limit(self, expression: str) -> str:
+        """`expression` over a row of `scanned()`, or, for a record holding a value longer
+        than the limit, an error that `execute` names with the record's line."""
+        lengths = ", ".join(f"strlen(delivered.{name})" for name in self.header.identifiers())
+        return (
+            f"case when greatest({lengths}) > {CSV_MAX_FIELD_BYTES} "
+            f"then error('{_FIELD_TOO_LONG_MARKER}' || delivered.record_number) "
+            f"else {expression} end"
+        )
+
+    def table_function(self, source: Path | None = None, keep_rejects: bool = False) -> str:
+        """`read_csv(...)` over the file (or `source`, a copy of part of it), every value
+        as text; reusable in any statement run through `execute`."""
+        columns = ", ".join(f"'{name}': 'VARCHAR'" for name in self.header.identifiers())
         # Every option explicit: the sniffer must never guess a dialect or a type.
         # `new_line` is the exception (see the module docstring).
         return f"""read_csv(
-            {_quote_literal(str(self.source))},
+            {_quote_literal(str(source or self.source))},
             columns = {{{columns}}},
             header = true,
             skip = {self.header.line - 1},
@@ -267,45 +330,96 @@ class DeliveryCsv:
             encoding = 'utf-8',
             strict_mode = true,
             allow_quoted_nulls = false,
+            nullstr = chr(0),
             max_line_size = {CSV_MAX_LINE_BYTES},
             buffer_size = {CSV_BUFFER_BYTES},
-            store_rejects = true,
-            rejects_table = '{self.rejects_table}',
-            rejects_scan = '{self.rejects_table}_scan'
+            {self._rejects_options() if keep_rejects else "store_rejects = false"}
         )"""
 
-    def execute(
-        self, con: duckdb.DuckDBPyConnection, statement: str, parameters: list | None = None
-    ) -> None:
-        """Run a statement that reads `table_function()` to the end (`create table ... as
-        select`, `insert ... select`); any error of the reader, raised or rejected, is an
-        InputError naming the file, the line and the problem.
+    def _rejects_options(self) -> str:
+        return f"""store_rejects = true,
+            rejects_limit = {REJECTS_LIMIT},
+            rejects_table = '{self.rejects_table}',
+            rejects_scan = '{self.rejects_table}_scan'"""
 
-        Whatever the select list, every record is parsed (measured: a field-count error in
-        an unselected column is still rejected). A plain `select` would stream its rows, and
-        DuckDB writes the rejects only when the scan ends, so it is refused.
+    def execute(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        statement: str,
+        parameters: list | dict | None = None,
+    ) -> None:
+        """Run a statement that reads `scanned()` or `table_function()` to the end (`create
+        table ... as select`, `insert ... select`); any error of the reader is an InputError
+        naming the file, the line and the problem.
+
+        The reader raises at the first bad record (DuckDB names the earliest one, whatever
+        thread found it). Its rejects table, which says where in the record and what, is
+        not kept on this read: DuckDB writes a row, with the whole line, per field too many,
+        so a line of a million commas cost minutes and gigabytes. `_input_error` finds the
+        rest once a record is known to be bad.
         """
-        con.execute(f"drop table if exists {self.rejects_table}")
-        con.execute(f"drop table if exists {self.rejects_table}_scan")
         try:
             con.execute(statement, parameters)
         except duckdb.InterruptException:
             raise
         except duckdb.Error as exc:
-            raise self._reader_exception_error(exc) from exc
-        if not _temporary_table_exists(con, self.rejects_table):
-            raise RuntimeError(f"the statement did not read {self.file_name} to the end")
-        first = con.execute(
-            f"select line_byte_position, byte_position, error_type, error_message "
-            f"from {self.rejects_table} order by line_byte_position, byte_position limit 1"
-        ).fetchone()
-        if first is not None:
-            raise self._rejected_record_error(con, *first)
+            raise self._input_error(exc) from exc
+
+    def _input_error(self, exc: duckdb.Error) -> InputError:
+        text = str(exc)
+        if found := _FIELD_TOO_LONG_RECORD.search(text):
+            line = _record_start_line(self.source, self.header.line, int(found.group(1)))
+            problem = FIELD_TOO_LONG.format(limit=CSV_MAX_FIELD_BYTES, var=CSV_MAX_FIELD_BYTES_VAR)
+            return InputError(self.file_name, problem, line)
+        if (reader_line := _READER_ERROR_LINE.search(text)) is None:
+            return self._reader_exception_error(exc)
+        start, end = _reader_line_span(self.source, int(reader_line.group(1)))
+        if _FIELD_COUNT_ERROR in text:
+            return self._field_count_error(start, end)
+        return self._rejected_in_prefix(end) or InputError(
+            self.file_name, _describe_reader_exception(exc), _physical_line(self.source, start)
+        )
+
+    def _field_count_error(self, start: int, end: int) -> InputError:
+        fields = _field_count(self.source, start, end)
+        return InputError(
+            self.file_name,
+            f"not CSV: the record has {fields} field{'' if fields == 1 else 's'}, the "
+            f"header {len(self.header.columns)} (field count does not match)",
+            line=_physical_line(self.source, start),
+        )
+
+    def _rejected_in_prefix(self, end: int) -> InputError | None:
+        """The file up to the end of the bad record read again, keeping the reader's
+        rejects: the records before it are good, so only that one is rejected (a few rows,
+        which `rejects_limit` bounds anyway). A prefix has the file's bytes at the file's
+        offsets, so positions found in it are the file's. Read in a DuckDB of its own: the
+        caller's transaction is aborted by the error."""
+        with (
+            tempfile.TemporaryDirectory(prefix="ledgerflow-csv-") as folder,
+            connect() as con,
+        ):
+            prefix = Path(folder) / self.source.name
+            _copy_prefix(self.source, prefix, end)
+            try:
+                # Every value used: DuckDB checks the encoding of the columns it reads only.
+                lengths = ", ".join(f"sum(strlen({c}))" for c in self.header.identifiers())
+                con.execute(
+                    f"create temp table _prefix as select {lengths} "
+                    f"from {self.table_function(prefix, keep_rejects=True)}"
+                )
+            except duckdb.Error as exc:
+                return self._reader_exception_error(exc)
+            first = con.execute(
+                f"select line_byte_position, byte_position, error_type, error_message "
+                f"from {self.rejects_table} order by line_byte_position, byte_position limit 1"
+            ).fetchone()
+        return None if first is None else self._rejected_record_error(*first)
 
     def _reader_exception_error(self, exc: duckdb.Error) -> InputError:
-        """A failure DuckDB raised instead of rejecting a record: it names no line, so the
-        bytes are searched for what makes its parser fail (a CR that ends no CRLF, a
-        misplaced quote), the way the LF copy searches them."""
+        """A failure DuckDB raised that names no line: the bytes are searched for what makes
+        its parser fail (a CR that ends no CRLF, a misplaced quote), the way the LF copy
+        searches them."""
         if "state machine reached an invalid state" in str(exc) and self.source.is_file():
             try:
                 _write_lf_copy(self.source, Path(os.devnull))
@@ -314,12 +428,7 @@ class DeliveryCsv:
         return InputError(self.file_name, _describe_reader_exception(exc))
 
     def _rejected_record_error(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        record_at: int,
-        error_at: int | None,
-        error_type: str,
-        message: str,
+        self, record_at: int, error_at: int | None, error_type: str, message: str
     ) -> InputError:
         # DuckDB's record start (1-based) can sit on the line end before the record, or on
         # a skipped empty line; the record begins at the next byte that is not a line end.
@@ -328,30 +437,8 @@ class DeliveryCsv:
         if error_type == "UNQUOTED VALUE":
             return self._quote_error(error_at, line)
         if error_type in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
-            fields = self._fields_found(con, record_at, error_type, message)
-            return InputError(
-                self.file_name,
-                f"not CSV: the record has {fields} field{'' if fields == 1 else 's'}, the "
-                f"header {len(self.header.columns)} (field count does not match)",
-                line=line,
-            )
+            return self._field_count_error(record_start, _record_end(self.source, record_start))
         return InputError(self.file_name, _describe_rejected(error_type, message), line=line)
-
-    def _fields_found(
-        self, con: duckdb.DuckDBPyConnection, record_at: int, error_type: str, message: str
-    ) -> int:
-        # DuckDB rejects a record once per missing or extra field: the fewest found of the
-        # "missing" rows, the most of the "too many" rows, is the record's field count.
-        counts = [
-            int(found)
-            for (text,) in con.execute(
-                f"select error_message from {self.rejects_table} "
-                "where line_byte_position = ? and error_type = ?",
-                [record_at, error_type],
-            ).fetchall()
-            for found in _FOUND_COLUMNS.findall(text)
-        ] or [int(found) for found in _FOUND_COLUMNS.findall(message)]
-        return min(counts) if error_type == "MISSING COLUMNS" else max(counts)
 
     def _quote_error(self, error_at: int | None, line: int) -> InputError:
         """An "unquoted value": a quote left open, text after a closing quote, or (DuckDB's
@@ -480,14 +567,6 @@ def _chunk_index(pieces: list[bytes], first_outside: int, outside_index: int) ->
     return chunk_index
 
 
-def _temporary_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from duckdb_tables() where temporary and table_name = ?", [name]
-        ).fetchone()[0]
-    )
-
-
 def _describe_rejected(error_type: str, message: str) -> str:
     first_line = message.splitlines()[0] if message else ""
     if error_type in ("INVALID ENCODING", "INVALID UNICODE"):
@@ -539,6 +618,70 @@ def _skip_newlines(path: Path, position: int) -> int:
         while handle.read(1) in (b"\r", b"\n"):
             position += 1
     return position
+
+
+def _reader_line_span(path: Path, reader_line: int) -> tuple[int, int]:
+    """Where the record DuckDB names by its line starts and ends, as byte offsets. DuckDB
+    counts line ends outside quotes (empty and skipped lines included), not physical
+    lines: a line break inside a quoted value does not count. Read only on an error's
+    path, one line at a time (no line is longer than the limit by then)."""
+    counted, in_quotes, offset, start = 0, False, 0, None
+    with path.open("rb") as handle:
+        for raw_line in handle:
+            if not in_quotes:
+                counted += 1
+                if start is not None:
+                    return start, offset
+                if counted == reader_line:
+                    start = offset
+            in_quotes ^= raw_line.count(b'"') % 2 == 1
+            offset += len(raw_line)
+    return (offset if start is None else start), offset
+
+
+def _record_end(path: Path, record_start: int) -> int:
+    """The offset just past the record that starts at `record_start`."""
+    in_quotes, offset = False, record_start
+    with path.open("rb") as handle:
+        handle.seek(record_start)
+        for raw_line in handle:
+            offset += len(raw_line)
+            in_quotes ^= raw_line.count(b'"') % 2 == 1
+            if not in_quotes:
+                break
+    return offset
+
+
+def _field_count(path: Path, start: int, end: int) -> int:
+    """The number of fields of the record at [start, end), read by Python's CSV reader."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        record = handle.read(end - start).decode("utf-8", errors="replace")
+    return len(next(csv.reader(io.StringIO(record)), [""]))
+
+
+def _copy_prefix(source: Path, target: Path, end: int) -> None:
+    with source.open("rb") as src, target.open("wb") as dst:
+        remaining = end
+        while remaining > 0 and (chunk := src.read(min(READ_CHUNK_BYTES, remaining))):
+            dst.write(chunk)
+            remaining -= len(chunk)
+
+
+def _record_start_line(path: Path, header_line: int, record_number: int) -> int:
+    """The physical line where record `record_number` starts (the header record is 0;
+    empty lines between records are not records), counting quotes to tell a line break
+    inside a quoted value from the end of a record. Only an error's path reads it."""
+    record, in_quotes = 0, False
+    with path.open("rb") as handle:
+        for line, raw_line in enumerate(handle, start=1):
+            if line > header_line and not in_quotes and raw_line.strip(b"\r\n"):
+                record += 1
+                if record == record_number:
+                    return line
+            if line >= header_line:
+                in_quotes ^= raw_line.count(b'"') % 2 == 1
+    return line
 
 
 def _physical_line(path: Path, byte_position: int) -> int:

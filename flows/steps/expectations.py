@@ -244,7 +244,11 @@ def _validate_suite(
     by_index = {e.index: e for e in expectations}
     gx_expectations = {e.meta[INDEX_META]: e for e in suite.expectations}
     used = {p: parameters[p] for e in expectations for p in e.parameters}
-    outcome = batch.validate(suite, result_format="BOOLEAN_ONLY", expectation_parameters=used)
+    with warnings.catch_warnings():
+        # SQLAlchemy reflects every column of the relation and has no type for DuckDB's
+        # MAP (raw tables keep extra columns in one); no expectation reads that column.
+        warnings.filterwarnings("ignore", message="Did not recognize type 'map'")
+        outcome = batch.validate(suite, result_format="BOOLEAN_ONLY", expectation_parameters=used)
     key = KEY_COLUMNS[suite_name]
     detail_format: dict[str, Any] = {
         "result_format": "SUMMARY",

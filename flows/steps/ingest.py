@@ -12,7 +12,12 @@ values, never its line, which shifts between deliveries. For each delivery table
                            (the record's position, header = 1, empty lines not counted);
                            replaced whole by a run that reads a changed file
     raw.<table>            the contract's raw table, a view: each delivered row's values,
-                           `_source_file`, `_source_line` and `_loaded_at`
+                           `_extra_columns`, `_source_file`, `_source_line` and `_loaded_at`
+
+Extra columns (any beyond the contract's) are kept under one fixed column,
+`_extra_columns`, a MAP from the column's name (trimmed, lower-cased) to its value: a
+header's text is data and never becomes SQL (not here, not in dbt, which introspects the
+raw tables), and a wide file widens no table.
 
 and, for all tables, `raw._files` (versioned: which content each table holds now),
 `raw._file_loads` (when each file content was first ingested: `_loaded_at`, in the
@@ -55,8 +60,16 @@ FILES = f"{RAW_SCHEMA}._files"
 FILE_LOADS = f"{RAW_SCHEMA}._file_loads"
 DELIVERIES = f"{RAW_SCHEMA}._deliveries"
 DELIVERED_FILES = f"{RAW_SCHEMA}.delivered_files"
+EXTRA_COLUMNS = "_extra_columns"
 # Columns the warehouse adds to a delivered record; a delivered column may not be named so.
-LINEAGE_COLUMNS = ("_source_file", "_source_line", "_loaded_at", "_fingerprint", "_copies")
+LINEAGE_COLUMNS = (
+    "_source_file",
+    "_source_line",
+    "_loaded_at",
+    "_fingerprint",
+    "_copies",
+    EXTRA_COLUMNS,
+)
 
 
 @dataclass(frozen=True)
@@ -176,11 +189,17 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
                 _fingerprint uhugeint not null,
                 _copies integer not null,
                 {values},
+                {EXTRA_COLUMNS} map(varchar, varchar),
                 _source_file varchar not null,
                 valid_from timestamp not null,
                 valid_to timestamp
             )
             """
+        )
+        # A warehouse from before extra columns were kept in a map gains the column.
+        con.execute(
+            f"alter table {records_table(table)} "
+            f"add column if not exists {EXTRA_COLUMNS} map(varchar, varchar)"
         )
         con.execute(
             f"create table if not exists {lines_table(table)} "
@@ -220,7 +239,6 @@ def _capture(
             table, path.name, sha256, current[1], header.columns, extras, False, 0, 0
         )
 
-    _add_extra_columns(con, table, header)
     with open_delivery_csv(path, header, scan, rejects_table=f"_rejects_{table}") as delivery:
         rows = _write_lines(con, table, delivery, run_at)
         removed, added = _apply_changes(con, table, delivery, run_at)
@@ -244,50 +262,41 @@ def _extra_columns(table: str, header: DeliveryHeader) -> tuple[str, ...]:
     return tuple(name for name in header.columns if name not in required)
 
 
-def _value_columns(table: str, header: DeliveryHeader) -> list[str]:
-    """The record's business values, in a fixed order whatever the file's column order:
-    the contract's columns, then extra columns by name."""
-    required = [name.lower() for name in DELIVERY_FILES[table]]
-    return required + sorted(_extra_columns(table, header))
+def _required_columns(table: str) -> list[str]:
+    return [name.lower() for name in DELIVERY_FILES[table]]
 
 
-def _fingerprint_sql(table: str, header: DeliveryHeader) -> str:
+def _values_sql(table: str, delivery: DeliveryCsv) -> dict[str, str]:
+    """The record's business values as stored, each the SQL over a row of
+    `delivery.scanned()`: the contract's columns, then the extra ones as one map whose
+    names come from the `$extra_names` parameter, in name order."""
+    header = delivery.header
+    values = {name: f"delivered.{header.column(name)}" for name in _required_columns(table)}
+    extras = sorted(_extra_columns(table, header))
+    if extras:
+        positions = ", ".join(f"delivered.{header.column(name)}" for name in extras)
+        values[EXTRA_COLUMNS] = f"map($extra_names::varchar[], [{positions}])"
+    else:
+        values[EXTRA_COLUMNS] = "null::map(varchar, varchar)"
+    return values
+
+
+def _parameters(table: str, delivery: DeliveryCsv, **others: object) -> dict[str, object]:
+    extras = sorted(_extra_columns(table, delivery.header))
+    return {**others, **({"extra_names": extras} if extras else {})}
+
+
+def _fingerprint_sql(values: dict[str, str]) -> str:
     """md5 over each value prefixed by its length (NULL as '-'), so no two different
-    records can encode alike; extra columns carry their names."""
-    required = {name.lower() for name in DELIVERY_FILES[table]}
-    parts = []
-    for name in _value_columns(table, header):
-        column = quote_identifier(name)
-        value = f"coalesce(length({column})::varchar || ':' || {column}, '-')"
-        if name not in required:
-            value = f"{quote_literal(f'{len(name)}:{name}=')} || {value}"
-        parts.append(value)
-    return f"md5_number({' || '.join(parts)})"
-
-
-def _add_extra_columns(con: duckdb.DuckDBPyConnection, table: str, header: DeliveryHeader) -> None:
-    """A column first delivered now gets a place in the records table (and in raw.<table>).
-    It is never removed: older records simply have no value for it."""
-    known = {
-        name
-        for (name,) in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ?",
-            [RAW_SCHEMA, f"_records_{table}"],
-        ).fetchall()
-    }
-    for name in _value_columns(table, header):
-        if name not in known:
-            con.execute(
-                f"alter table {records_table(table)} add column {quote_identifier(name)} varchar"
-            )
-
-
-def _scanned(delivery: DeliveryCsv) -> str:
-    """The file's records, numbered as read (empty lines skipped): the header is 0, so a
-    record's `_source_line` is record_number + 1."""
-    columns = ", ".join(quote_identifier(name) for name in delivery.header.columns)
-    return f"{delivery.table_function()} with ordinality as delivered({columns}, record_number)"
+    records can encode alike; then the extra columns, if any, as JSON (names and values,
+    in name order), which no length-prefixed encoding can be confused with."""
+    required = [
+        f"coalesce(length({sql})::varchar || ':' || {sql}, '-')"
+        for name, sql in values.items()
+        if name != EXTRA_COLUMNS
+    ]
+    extras = f"coalesce(to_json({values[EXTRA_COLUMNS]})::varchar, '')"
+    return f"md5_number({' || '.join([*required, extras])})"
 
 
 def _write_lines(
@@ -295,15 +304,17 @@ def _write_lines(
 ) -> int:
     """First scan: every row's fingerprint and line, replacing the last file's lines."""
     wap.replace_table(con, lines_table(table), run_at)
+    fingerprint = _fingerprint_sql(_values_sql(table, delivery))
     delivery.execute(
         con,
         f"""
         create table {lines_table(table)} as
         select
-            {_fingerprint_sql(table, delivery.header)} as _fingerprint,
+            {delivery.within_field_limit(fingerprint)} as _fingerprint,
             cast(record_number + 1 as bigint) as _source_line
-        from {_scanned(delivery)}
+        from {delivery.scanned()}
         """,
+        _parameters(table, delivery),
     )
     (rows,) = con.execute(f"select count(*) from {lines_table(table)}").fetchone()
     return rows
@@ -336,13 +347,12 @@ def _apply_changes(
         """,
         [run_at],
     ).fetchone()
-    values = _value_columns(table, delivery.header)
-    delivered_values = ", ".join(quote_identifier(name) for name in values)
+    values = _values_sql(table, delivery)
     before = _open_records(con, records)
     delivery.execute(
         con,
         f"""
-        insert into {records} (_fingerprint, _copies, {delivered_values}, _source_file,
+        insert into {records} (_fingerprint, _copies, {", ".join(values)}, _source_file,
                                valid_from, valid_to)
         with new_records as (
             select {delivered}._fingerprint, {delivered}._copies, {delivered}._line
@@ -354,14 +364,14 @@ def _apply_changes(
         select
             new_records._fingerprint,
             new_records._copies,
-            {", ".join(f"delivered.{quote_identifier(name)}" for name in values)},
-            ?,
-            ?,
+            {", ".join(values.values())},
+            $source_file,
+            $run_at,
             null
-        from {_scanned(delivery)}
+        from {delivery.scanned()}
         inner join new_records on delivered.record_number + 1 = new_records._line
         """,
-        [delivery.file_name, run_at],
+        _parameters(table, delivery, source_file=delivery.file_name, run_at=run_at),
     )
     added = _open_records(con, records) - before
     con.execute(f"drop table {delivered}")
@@ -374,13 +384,15 @@ def _open_records(con: duckdb.DuckDBPyConnection, records: str) -> int:
 
 
 def _create_raw_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """raw.<table>: the current delivery as delivered, one row per line: every value column
-    (the contract's, then extra ones) and where the row came from."""
+    """raw.<table>: the current delivery as delivered, one row per line: the contract's
+    columns, the extra ones (a map) and where the row came from."""
+    values = ", ".join(f"records.{name}" for name in _required_columns(table))
     con.execute(
         f"""
         create or replace view {RAW_SCHEMA}.{quote_identifier(table)} as
         select
-            records.* exclude (_fingerprint, _copies, _source_file, valid_from, valid_to),
+            {values},
+            records.{EXTRA_COLUMNS},
             records._source_file,
             lines._source_line,
             files.loaded_at as _loaded_at,
