@@ -6,6 +6,8 @@ reason that is neither the data's nor a check's, so an operator knows where to l
 
 from __future__ import annotations
 
+from flows.runtime.text import plain_text
+
 EXIT_PUBLISHED = 0
 EXIT_BLOCKED = 1
 EXIT_BAD_INPUT = 2
@@ -18,6 +20,12 @@ class LedgerflowError(Exception):
     """Base of the pipeline's own errors."""
 
     exit_code = EXIT_BLOCKED
+
+    def __init__(self, message: str):
+        # The message ends up in the report, Slack and the run's state: it may quote dbt's
+        # coloured output or a delivered value, so it is made plain here, once. Multi-line
+        # text (dbt's compilation errors) keeps its lines.
+        super().__init__(plain_text(message, multiline=True))
 
 
 class InputError(LedgerflowError):

@@ -20,6 +20,7 @@ from flows.errors import BlockingChecksFailed
 from flows.quality.anomalies import AnomalyScan
 from flows.quality.checks import CheckResult
 from flows.runtime.failpoints import failpoint_action
+from flows.runtime.text import plain_text
 
 
 class ExportOutcome(Protocol):
@@ -81,8 +82,7 @@ class QualityAudit:
                 self.add_checks([_failpoint_check(name)])
                 raise BlockingChecksFailed(name, _failpoint_check(name).name)
         except Exception as error:
-            self.stopped_at = name
-            self.error = str(error)
+            self.record_failure(name, str(error))
             # A failed dbt layer still reports the checks it ran, failing ones included.
             self.add_checks(getattr(getattr(error, "result", None), "checks", ()))
             raise
@@ -153,9 +153,11 @@ class QualityAudit:
         self.add_checks([anomaly.as_check() for anomaly in scan.anomalies])
 
     def record_failure(self, step: str, message: str) -> None:
-        """The error the run ended with, at the step it stopped at."""
+        """The error the run ended with, at the step it stopped at. Any exception may end
+        a run, not only the pipeline's own (whose messages are plain already): its message
+        is made plain text here for every reader of the report."""
         self.stopped_at = step
-        self.error = message
+        self.error = plain_text(message, multiline=True)
 
     def record_exports(self, outcomes: Iterable[ExportOutcome]) -> None:
         """How each export beyond the output folder ended."""
