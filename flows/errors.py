@@ -15,6 +15,19 @@ EXIT_EXPORT_FAILED = 3
 EXIT_INTERNAL_ERROR = 4
 EXIT_WAREHOUSE_BUSY = 5
 
+# What each exit code tells an operator (`ledgerflow --help` lists them from here).
+EXIT_CODES = {
+    EXIT_PUBLISHED: "published (checks passed or warned)",
+    EXIT_BLOCKED: "blocking checks failed; nothing published",
+    EXIT_BAD_INPUT: "bad input or usage; nothing published",
+    EXIT_EXPORT_FAILED: "published, but an export beyond the output folder (Databricks) failed "
+    "or passed its deadline",
+    EXIT_INTERNAL_ERROR: "internal error, neither the data's nor a check's fault (a bug, a disk "
+    "or database error); nothing published unless the message says so",
+    EXIT_WAREHOUSE_BUSY: "gave up waiting for another run on the same warehouse or output "
+    "folder; nothing ran",
+}
+
 
 class LedgerflowError(Exception):
     """Base of the pipeline's own errors."""
