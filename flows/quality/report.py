@@ -19,6 +19,7 @@ from flows.contract import DELIVERY_FILES, MART_SOURCES
 from flows.errors import BlockingChecksFailed
 from flows.quality.anomalies import AnomalyScan
 from flows.quality.checks import CheckResult
+from flows.quality.dashboard import dashboard_location
 from flows.runtime.failpoints import failpoint_action
 from flows.runtime.text import plain_text
 
@@ -68,6 +69,8 @@ class QualityAudit:
         # and seconds per dbt model or snapshot.
         self.quarantine_keys: dict[str, dict[str, list[str]]] = {}
         self.node_seconds: dict[str, float] = {}
+        # The dashboard file, once written (never before: only a file that exists is named).
+        self.dashboard: Path | None = None
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
@@ -246,7 +249,9 @@ def published_rows(report: dict) -> dict[str, int]:
     return {mart: rows.get(table, {}).get(mart, 0) for mart, table in MART_SOURCES.items()}
 
 
-def console_summary(report: dict, output_dir: Path, published: list[Path]) -> str:
+def console_summary(
+    report: dict, output_dir: Path, published: list[Path], dashboard: Path | None = None
+) -> str:
     """The few lines `ledgerflow run` prints at the end of a published run."""
     rows = report["metrics"]["rows"]
     summary = report["summary"]
@@ -266,4 +271,6 @@ def console_summary(report: dict, output_dir: Path, published: list[Path]) -> st
     for mart, count in published_rows(report).items():
         lines.append(f"  {mart}: {count} rows published")
     lines.append(f"  outputs in {output_dir}: {', '.join(p.name for p in published)}")
+    if dashboard is not None:
+        lines.append(f"  dashboard: {dashboard_location(dashboard)}")
     return "\n".join(lines)
