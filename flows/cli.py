@@ -1,34 +1,83 @@
-"""The `ledgerflow` command.
+"""The `ledgerflow` command: `ledgerflow run` runs the pipeline on one delivery,
+`ledgerflow status` tells how the last runs went. `ledgerflow --help` says what each does
+and what each exit code means (flows/errors.py).
 
-    ledgerflow run [--input-dir DIR] [--output-dir DIR] [--warehouse FILE]
-                   [--select LAYER ...] [--full-refresh]
-    ledgerflow status [--warehouse FILE]
-                           the pipeline's run history on the Prefect server (PREFECT_API_URL),
-                           then the warehouse's own: the last runs and what was unusual
-
-Exit codes (the data contract's): 0 published; 1 blocking checks failed, nothing
-published; 2 bad input or usage, nothing published; 3 published, but an export beyond
-the output folder failed; 4 an internal error; 5 gave up waiting for the warehouse.
-`status` exits 0, or 2 when no server is configured or answers (the warehouse's history is
-printed either way).
+Nothing here imports Prefect or dbt until a command needs them: --help and --version
+answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from flows.config import DEFAULT_INPUT_DIR, DEFAULT_OUTPUT_DIR, DEFAULT_WAREHOUSE, LAYERS
+from flows.errors import EXIT_BAD_INPUT, EXIT_CODES
 
-EXIT_USAGE = 2
+DESCRIPTION = (
+    "Ledgerflow runs the nightly bank-account pipeline on one delivery (customers.csv and "
+    "accounts.csv): it loads the files into a DuckDB warehouse, builds them through dbt's "
+    "layers (staging and quarantine, snapshots, intermediate, marts), checks the result "
+    "(dbt tests, source freshness, expectations, anomalies against the run history) and, "
+    "only if no blocking check failed, publishes the marts as CSV and Parquet with a quality "
+    "report and a dashboard; then it exports the published tables to Databricks if that is "
+    "configured."
+)
+STATUS_EXIT_CODES = {
+    0: "the server answered",
+    EXIT_BAD_INPUT: "no server is configured or none answers (the warehouse's history is "
+    "printed either way)",
+}
+HELP_WIDTH = 79
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, HELP_WIDTH)
+
+
+def _exit_codes(title: str, codes: dict[int, str]) -> str:
+    """An epilog listing exit codes, each meaning wrapped under its code."""
+    return f"{title}:\n" + "\n".join(
+        textwrap.fill(meaning, HELP_WIDTH, initial_indent=f"  {code}  ", subsequent_indent=" " * 5)
+        for code, meaning in codes.items()
+    )
+
+
+def package_version() -> str:
+    try:
+        return version("ledgerflow")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ledgerflow", description=__doc__.split("\n\n")[0])
+    # Raw, so that the exit codes keep one line each (the texts come wrapped already).
+    layout = argparse.RawDescriptionHelpFormatter
+    run_exit_codes = _exit_codes("exit codes of `ledgerflow run`", EXIT_CODES)
+    parser = argparse.ArgumentParser(
+        prog="ledgerflow",
+        description=_paragraph(DESCRIPTION),
+        epilog=run_exit_codes,
+        formatter_class=layout,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the installed version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the pipeline on one delivery")
+    run = commands.add_parser(
+        "run",
+        help="run the pipeline on one delivery",
+        description=_paragraph(DESCRIPTION),
+        epilog=run_exit_codes,
+        formatter_class=layout,
+    )
     run.add_argument(
         "--input-dir",
         default=str(DEFAULT_INPUT_DIR),
@@ -57,10 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild incremental marts from scratch (history is kept)",
     )
 
+    status_help = (
+        "when the pipeline last succeeded, what it published, what failed last "
+        "(from the Prefect server PREFECT_API_URL names), and the warehouse's run history"
+    )
     status = commands.add_parser(
         "status",
-        help="when the pipeline last succeeded, what it published, what failed last "
-        "(from the Prefect server PREFECT_API_URL names), and the warehouse's run history",
+        help=status_help,
+        description=_paragraph(f"Shows {status_help}."),
+        epilog=_exit_codes("exit codes of `ledgerflow status`", STATUS_EXIT_CODES),
+        formatter_class=layout,
     )
     status.add_argument(
         "--warehouse",
@@ -76,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_pipeline(args)
     if args.command == "status":
         return show_status(Path(args.warehouse))
-    return EXIT_USAGE
+    return EXIT_BAD_INPUT
 
 
 def show_status(warehouse: Path) -> int:
@@ -87,7 +142,7 @@ def show_status(warehouse: Path) -> int:
         print(status_report())
     except NoServer as error:
         print(f"ledgerflow status: {error}", file=sys.stderr)
-        code = EXIT_USAGE
+        code = EXIT_BAD_INPUT
     print("\n".join(warehouse_history_lines(warehouse.resolve())))
     return code
 
@@ -110,7 +165,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         return error.exit_code
     except ValueError as error:
         print(f"ledgerflow: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_BAD_INPUT
     return 0
 
 

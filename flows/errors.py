@@ -6,6 +6,8 @@ reason that is neither the data's nor a check's, so an operator knows where to l
 
 from __future__ import annotations
 
+from flows.runtime.text import plain_text
+
 EXIT_PUBLISHED = 0
 EXIT_BLOCKED = 1
 EXIT_BAD_INPUT = 2
@@ -13,11 +15,30 @@ EXIT_EXPORT_FAILED = 3
 EXIT_INTERNAL_ERROR = 4
 EXIT_WAREHOUSE_BUSY = 5
 
+# What each exit code tells an operator (`ledgerflow --help` lists them from here).
+EXIT_CODES = {
+    EXIT_PUBLISHED: "published (checks passed or warned)",
+    EXIT_BLOCKED: "blocking checks failed; nothing published",
+    EXIT_BAD_INPUT: "bad input or usage; nothing published",
+    EXIT_EXPORT_FAILED: "published, but an export beyond the output folder (Databricks) failed "
+    "or passed its deadline",
+    EXIT_INTERNAL_ERROR: "internal error, neither the data's nor a check's fault (a bug, a disk "
+    "or database error); nothing published unless the message says so",
+    EXIT_WAREHOUSE_BUSY: "gave up waiting for another run on the same warehouse or output "
+    "folder; nothing ran",
+}
+
 
 class LedgerflowError(Exception):
     """Base of the pipeline's own errors."""
 
     exit_code = EXIT_BLOCKED
+
+    def __init__(self, message: str):
+        # The message ends up in the report, Slack and the run's state: it may quote dbt's
+        # coloured output or a delivered value, so it is made plain here, once. Multi-line
+        # text (dbt's compilation errors) keeps its lines.
+        super().__init__(plain_text(message, multiline=True))
 
 
 class InputError(LedgerflowError):

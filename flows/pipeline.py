@@ -51,6 +51,7 @@ from flows.external.databricks import export_to_databricks
 from flows.external.slack import notify_quality_summary
 from flows.quality.anomalies import scan_run
 from flows.quality.artifacts import create_report_artifacts
+from flows.quality.dashboard import dashboard_location
 from flows.quality.history import record_audited_run
 from flows.quality.key_columns import key_column_profile
 from flows.quality.report import QualityAudit, console_summary
@@ -209,14 +210,17 @@ def republish_unchanged_delivery(
 
 def remember_and_show(settings: PipelineSettings, audit: QualityAudit) -> None:
     """The run history, for every run that held the warehouse, then the dashboard drawn
-    from it: courtesies like the report of a failed run, which never change an outcome."""
+    from it: courtesies like the report of a failed run, which never change an outcome.
+    The audit names the dashboard once it is written, for the summaries that follow."""
+
+    def show() -> None:
+        audit.dashboard = write_dashboard(settings.warehouse, settings.output_dir, audit)
+
     for what, courtesy in (
         ("record the run in the run history", lambda: record_audited_run(
             settings.warehouse, audit, deployment.name
         )),
-        ("write the dashboard", lambda: write_dashboard(
-            settings.warehouse, settings.output_dir, audit
-        )),
+        ("write the dashboard", show),
     ):  # fmt: skip
         try:
             courtesy()
@@ -271,8 +275,10 @@ def finish(
     report = audit.report()
     logger = get_run_logger()
     for courtesy in (
-        lambda: create_report_artifacts(report, published=audit.published),
-        lambda: notify_quality_summary(report, audit.published, flow_run.name, flow_run.ui_url),
+        lambda: create_report_artifacts(report, audit.published, audit.dashboard),
+        lambda: notify_quality_summary(
+            report, audit.published, flow_run.name, flow_run.ui_url, audit.dashboard
+        ),
     ):
         try:
             courtesy()
@@ -285,7 +291,11 @@ def finish(
             audit.stopped_at = "export"
     if audit.published:
         published = [settings.output_dir / name for name in PUBLISHED_DATA_FILES]
-        print(console_summary(report, settings.output_dir, published))
+        print(console_summary(report, settings.output_dir, published, audit.dashboard))
+    elif audit.dashboard is not None:
+        print(
+            f"Run {audit.run_id} published nothing; dashboard: {dashboard_location(audit.dashboard)}"
+        )
     if failure is None:
         return report
     where = audit.stopped_at or "start"

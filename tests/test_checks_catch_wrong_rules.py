@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SAMPLE_DIR
+from test_plain_messages import CONTROL_BUT_NEWLINE
 
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR
 from flows.errors import LayerFailed
@@ -49,9 +50,12 @@ MUTATIONS = {
 }
 
 
-def build_with_wrong_rules(root: Path, mutations: list[tuple[str, str, str]]) -> dict:
+def build_with_wrong_rules(
+    root: Path, mutations: list[tuple[str, str, str]]
+) -> tuple[dict, list[LayerFailed]]:
     """Every check's result, by name, of the sample built by a mutated copy of the project:
-    with unit tests first, then without them (so that the models are built regardless)."""
+    with unit tests first, then without them (so that the models are built regardless);
+    and the errors of the layers that failed."""
     project = root / "dbt_project"
     shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     for path, right, wrong in mutations:
@@ -64,22 +68,25 @@ def build_with_wrong_rules(root: Path, mutations: list[tuple[str, str, str]]) ->
     ingest_delivery.fn(SAMPLE_DIR, warehouse, run_at)
     dbt = DbtProject(warehouse, run_at, project_dir=project)
     checks = {}
+    errors = []
     for unit_tests in (True, False):
         for layer in DBT_LAYERS:
             try:
                 result = dbt.build_layer(layer, unit_tests=unit_tests)
             except LayerFailed as failed:
+                errors.append(failed)
                 result = failed.result
             checks.update({check.name: check for check in result.checks})
-    return checks
+    return checks, errors
 
 
 @pytest.fixture(scope="module", params=list(MUTATIONS))
-def wrong_rules(request, tmp_path_factory) -> tuple[str, dict]:
-    """(mutation group, every check's result by name) of the sample built with it."""
+def wrong_rules(request, tmp_path_factory) -> tuple[str, dict, list[LayerFailed]]:
+    """(mutation group, every check's result by name, the layers' errors) of the sample
+    built with it."""
     group = request.param
     root = tmp_path_factory.mktemp("wrong-rules")
-    return group, build_with_wrong_rules(root, MUTATIONS[group])
+    return group, *build_with_wrong_rules(root, MUTATIONS[group])
 
 
 # What each group of wrong rules must fail: unit tests, then (check, offending key) pairs.
@@ -104,7 +111,7 @@ EXPECTED_FAILURES = {
 
 
 def test_the_unit_tests_catch_the_wrong_rules(wrong_rules):
-    group, checks = wrong_rules
+    group, checks, _ = wrong_rules
     failed = {
         name
         for name, check in checks.items()
@@ -115,10 +122,22 @@ def test_the_unit_tests_catch_the_wrong_rules(wrong_rules):
 
 
 def test_a_wrong_rule_fails_its_restated_check(wrong_rules):
-    group, checks = wrong_rules
+    group, checks, _ = wrong_rules
     _, data_tests = EXPECTED_FAILURES[group]
     for check_name, offending in data_tests:
         check = checks[check_name]
         assert (check.status, check.severity) == ("fail", "error"), check
         assert check.failures, check
         assert offending in check.message, check.message
+
+
+def test_what_dbt_says_of_a_wrong_rule_reaches_people_as_plain_text(wrong_rules):
+    """dbt colours a failing unit test's diff for a terminal; the check and the layer's
+    error, from which the report, Slack, the dashboard and the run's state are written,
+    hold the words without the colour codes."""
+    _, checks, errors = wrong_rules
+    messages = [check.message for check in checks.values()] + [str(e) for e in errors]
+    assert [m for m in messages if CONTROL_BUT_NEWLINE.search(m)] == []
+    diff = "actual differs from expected: @@ ,"
+    assert any(c.kind == "unit_test" and c.message.startswith(diff) for c in checks.values())
+    assert any(diff in str(error) for error in errors)

@@ -246,15 +246,19 @@ def test_report_is_published_as_artifacts_with_metrics(published):
             for artifact in client.read_artifacts(
                 artifact_filter=ArtifactFilter(
                     key=ArtifactFilterKey(
-                        any_=["quality-report", "quality-failures", "run-metrics"]
+                        any_=["quality-report", "quality-failures", "run-metrics", "dashboard"]
                     )
                 ),
                 limit=50,
             )
             if str(artifact.flow_run_id) == report["run_id"]
         }
-    assert set(found) == {"quality-report", "quality-failures", "run-metrics"}
+    assert set(found) == {"quality-report", "quality-failures", "run-metrics", "dashboard"}
     assert "Outputs published" in found["quality-report"].data
+    dashboard = published["output"] / "dashboard.html"
+    assert found["dashboard"].data == f"[{dashboard}]({dashboard.as_uri()})"
+    assert f"Dashboard: {dashboard} ({dashboard.as_uri()})" in found["quality-report"].data
+    assert dashboard.is_file()
     assert "quarantine_rate_accounts" in str(found["quality-failures"].data)
     profile = report["metrics"]["key_columns"]
     assert profile["account_summary.account_id"] == {"nulls": 0, "duplicates": 0}
@@ -405,7 +409,7 @@ def test_a_slack_that_never_answers_costs_its_deadline_and_the_run_succeeds(
 
 
 def test_an_unexpected_exception_is_an_internal_error_in_a_known_state(
-    published, tmp_path, monkeypatch, capsys
+    published, tmp_path, monkeypatch, capsys, caplog
 ):
     """A bug in a step (here, an exception raised where the marts have been built): exit 4,
     the warehouse undone, a failed report and a Slack summary that name the step, the
@@ -429,7 +433,15 @@ def test_an_unexpected_exception_is_an_internal_error_in_a_known_state(
         assert run_cli(delivery, published) == 4
         summary = slack.wait_for("outputs NOT published")
     assert "Stopped at *marts*: internal error at marts: FailpointRaised" in summary
+    dashboard = published["output"] / "failed" / "dashboard.html"
+    assert f"Dashboard: {dashboard} ({dashboard.as_uri()})" in summary.splitlines()
+    assert dashboard.is_file()
     assert "internal error at marts" in capsys.readouterr().err
+    # The flow's prints are its log lines (log_prints), on the console and in Prefect.
+    assert any(
+        r.getMessage().endswith(f"dashboard: {dashboard} ({dashboard.as_uri()})")
+        for r in caplog.records
+    )
     assert fingerprint(published["output"]) == before
     failed = json.loads((published["output"] / "failed" / "quality_report.json").read_text())
     assert failed["status"] == "failed"

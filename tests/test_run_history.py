@@ -120,6 +120,9 @@ def test_a_volume_drop_is_a_warning_in_the_report_and_in_slack(nights):
             "message": raised["message"]} in report["failures"]  # fmt: skip
     text = nights["slack"]
     assert "outputs published" in text
+    dashboard = nights["output"] / "dashboard.html"
+    assert f"Dashboard: {dashboard} ({dashboard.as_uri()})" in text.splitlines()
+    assert dashboard.is_file()
     assert (
         "• warning rows_delivered of accounts is 12 tonight (below the expected range: "
         "23 to 103; median 63 over the last 2 runs)"

@@ -47,6 +47,13 @@ def test_summary_names_status_failures_quarantine_and_publication():
     assert "Quarantined customers: 3 (missing_customer_name 3)" in text
     assert "Quarantined accounts: 0 (none)" in text
     assert text.endswith("http://ui/runs/flow-run/1")
+    assert "Dashboard" not in text  # none was written
+
+
+def test_summary_says_where_the_dashboard_is(tmp_path):
+    dashboard = tmp_path / "output" / "failed" / "dashboard.html"
+    text = slack.quality_summary(REPORT, False, "brave-otter", None, dashboard)
+    assert f"Dashboard: {dashboard} ({dashboard.as_uri()})" in text.splitlines()
 
 
 def test_slack_down_is_retried_with_backoff_then_delivered(prefect_harness, monkeypatch):

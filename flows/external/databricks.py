@@ -77,6 +77,7 @@ from flows.external.databricks_client import (
     redact,
 )
 from flows.runtime.deadline import Deadline
+from flows.runtime.text import plain_text
 
 TASK_NAME = "export-databricks"
 ARTIFACT_KEY = "databricks-export"
@@ -97,7 +98,10 @@ class ExportOutcome:
     target: str | None
     status: Status
     rows: int | None
-    message: str
+    message: str  # may quote the workspace's answer: made plain text for every reader
+
+    def __post_init__(self):
+        object.__setattr__(self, "message", plain_text(self.message))
 
 
 @dataclass(frozen=True)

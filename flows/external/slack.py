@@ -11,6 +11,7 @@ never logged.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.client.schemas.objects import TaskRun
@@ -32,6 +33,7 @@ from flows.config import (
     seconds_setting,
 )
 from flows.quality.anomalies import failures_besides_anomalies
+from flows.quality.dashboard import dashboard_location
 from flows.quality.report import published_rows
 from flows.runtime.deadline import Deadline
 
@@ -70,8 +72,15 @@ def webhook_url() -> SecretStr | None:
     return None
 
 
-def quality_summary(report: dict, published: bool, run_name: str, run_url: str | None) -> str:
-    """The report in a few lines: status, pass rate, failures, quarantine, published or not."""
+def quality_summary(
+    report: dict,
+    published: bool,
+    run_name: str,
+    run_url: str | None,
+    dashboard: Path | None = None,
+) -> str:
+    """The report in a few lines: status, pass rate, failures, quarantine, published or
+    not, and where the run's dashboard is."""
     summary = report["summary"]
     outcome = "published" if published else "NOT published"
     lines = [
@@ -105,6 +114,8 @@ def quality_summary(report: dict, published: bool, run_name: str, run_url: str |
         lines.append(f"Published: {counts}")
     for table, export in report["metrics"].get("exports", {}).items():
         lines.append(f"Databricks {table}: {export['status']} {export['message']}".rstrip())
+    if dashboard is not None:
+        lines.append(f"Dashboard: {dashboard_location(dashboard)}")
     if run_url:
         lines.append(run_url)
     return "\n".join(lines)
@@ -168,7 +179,11 @@ def _send(url: SecretStr, text: str, deadline: Deadline) -> None:
 
 
 def notify_quality_summary(
-    report: dict, published: bool, run_name: str, run_url: str | None
+    report: dict,
+    published: bool,
+    run_name: str,
+    run_url: str | None,
+    dashboard: Path | None = None,
 ) -> None:
     """Post the summary if Slack is configured; a post that keeps failing is only a warning."""
     logger = get_run_logger()
@@ -180,7 +195,7 @@ def notify_quality_summary(
             SLACK_WEBHOOK_BLOCK,
         )
         return
-    text = quality_summary(report, published, run_name, run_url)
+    text = quality_summary(report, published, run_name, run_url, dashboard)
     state = post_to_slack(url, text, slack_deadline(), return_state=True)
     if state.is_failed():
         error = state.result(raise_on_failure=False)

@@ -31,6 +31,7 @@ from flows.quality.history import (
     measured_metrics,
     training_runs,
 )
+from flows.runtime.text import plain_text
 from flows.runtime.warehouse import connect
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ class Anomaly:
     median: float | None
     history: int  # earlier values it was judged against
     blocking: bool
-    message: str
+    message: str  # may name a delivered column: made plain text for every reader
+
+    def __post_init__(self):
+        object.__setattr__(self, "message", plain_text(self.message))
 
     def as_check(self) -> CheckResult:
         return CheckResult(

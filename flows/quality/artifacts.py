@@ -5,17 +5,22 @@ Secrets never reach here: the report holds counts, check names and offending key
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from flows.quality.dashboard import dashboard_link, dashboard_location
 
 # Artifact keys may hold only lower-case letters, digits and dashes.
 SUMMARY_KEY = "quality-report"
 FAILURES_KEY = "quality-failures"
 METRICS_KEY = "run-metrics"
 ANOMALIES_KEY = "run-anomalies"
+DASHBOARD_KEY = "dashboard"
 
 
-def report_markdown(report: dict, published: bool) -> str:
+def report_markdown(report: dict, published: bool, dashboard: Path | None = None) -> str:
     summary = report["summary"]
     lines = [
         f"# Quality report: {report['status']}",
@@ -37,6 +42,8 @@ def report_markdown(report: dict, published: bool) -> str:
         lines += ["", f"Stopped at **{stopped['step']}**: {stopped['error']}"]
     lines += ["", f"Anomalies: {anomalies_summary(report)}"]
     lines += [f"- {a['message']}" for a in report["metrics"].get("anomalies", {}).get("raised", [])]
+    if dashboard is not None:
+        lines += ["", f"Dashboard: {dashboard_location(dashboard)}"]
     return "\n".join(lines)
 
 
@@ -53,12 +60,20 @@ def metrics_rows(report: dict) -> list[dict]:
 
 
 @task(name="report-artifacts")
-def create_report_artifacts(report: dict, published: bool) -> None:
+def create_report_artifacts(report: dict, published: bool, dashboard: Path | None = None) -> None:
     create_markdown_artifact(
         key=SUMMARY_KEY,
-        markdown=report_markdown(report, published),
+        markdown=report_markdown(report, published, dashboard),
         description="Quality report summary",
     )
+    if dashboard is not None:
+        shown, url = dashboard_link(dashboard)
+        create_link_artifact(
+            key=DASHBOARD_KEY,
+            link=url,
+            link_text=shown,
+            description="The run's dashboard: one HTML file that opens from disk, offline",
+        )
     create_table_artifact(
         key=FAILURES_KEY,
         table=report["failures"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flows.runtime.text import plain_text
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -13,8 +15,14 @@ class CheckResult:
     # anomaly, delivery
     status: str  # pass, warn or fail
     severity: str  # error (blocks publishing) or warn
-    message: str = ""
+    message: str = ""  # one line: a table cell in the report, a bullet in Slack
     failures: int | None = None  # failing rows, where the check counts rows
+
+    def __post_init__(self):
+        # dbt's messages come coloured for a terminal, and a test's name or message may
+        # quote delivered values: every reader downstream gets plain text.
+        for text in ("name", "model", "message"):
+            object.__setattr__(self, text, plain_text(getattr(self, text)))
 
     @property
     def blocking(self) -> bool:

@@ -48,6 +48,19 @@ class Tonight:
     published_files: tuple[str, ...]
 
 
+def dashboard_link(path: Path) -> tuple[str, str]:
+    """Where a person finds a written dashboard: its absolute path, and its file:// URL
+    for a browser (or a chat client) that takes links."""
+    absolute = path.resolve()
+    return str(absolute), absolute.as_uri()
+
+
+def dashboard_location(path: Path) -> str:
+    """The dashboard's path and URL as a line of text names them."""
+    shown, url = dashboard_link(path)
+    return f"{shown} ({url})"
+
+
 def render_dashboard(history: RecentHistory, tonight: Tonight, manifest: Path | None) -> str:
     report = tonight.report
     title = f"Ledgerflow run {report['run_id']}: {report['status']}"

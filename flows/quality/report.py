@@ -19,7 +19,9 @@ from flows.contract import DELIVERY_FILES, MART_SOURCES
 from flows.errors import BlockingChecksFailed
 from flows.quality.anomalies import AnomalyScan
 from flows.quality.checks import CheckResult
+from flows.quality.dashboard import dashboard_location
 from flows.runtime.failpoints import failpoint_action
+from flows.runtime.text import plain_text
 
 
 class ExportOutcome(Protocol):
@@ -68,6 +70,8 @@ class QualityAudit:
         # and seconds per dbt model or snapshot.
         self.quarantine_keys: dict[str, dict[str, list[str]]] = {}
         self.node_seconds: dict[str, float] = {}
+        # The dashboard file, once written (never before: only a file that exists is named).
+        self.dashboard: Path | None = None
 
     def add_checks(self, checks: list[CheckResult] | tuple[CheckResult, ...]) -> None:
         self.checks.extend(checks)
@@ -82,8 +86,7 @@ class QualityAudit:
                 self.add_checks([_failpoint_check(name)])
                 raise BlockingChecksFailed(name, _failpoint_check(name).name)
         except Exception as error:
-            self.stopped_at = name
-            self.error = str(error)
+            self.record_failure(name, str(error))
             # A failed dbt layer still reports the checks it ran, failing ones included.
             self.add_checks(getattr(getattr(error, "result", None), "checks", ()))
             raise
@@ -156,9 +159,11 @@ class QualityAudit:
         self.add_checks([anomaly.as_check() for anomaly in scan.anomalies])
 
     def record_failure(self, step: str, message: str) -> None:
-        """The error the run ended with, at the step it stopped at."""
+        """The error the run ended with, at the step it stopped at. Any exception may end
+        a run, not only the pipeline's own (whose messages are plain already): its message
+        is made plain text here for every reader of the report."""
         self.stopped_at = step
-        self.error = message
+        self.error = plain_text(message, multiline=True)
 
     def record_exports(self, outcomes: Iterable[ExportOutcome]) -> None:
         """How each export beyond the output folder ended."""
@@ -266,7 +271,9 @@ def published_rows(report: dict) -> dict[str, int]:
     return {mart: rows.get(table, {}).get(mart, 0) for mart, table in MART_SOURCES.items()}
 
 
-def console_summary(report: dict, output_dir: Path, published: list[Path]) -> str:
+def console_summary(
+    report: dict, output_dir: Path, published: list[Path], dashboard: Path | None = None
+) -> str:
     """The few lines `ledgerflow run` prints at the end of a published run."""
     rows = report["metrics"]["rows"]
     summary = report["summary"]
@@ -286,4 +293,6 @@ def console_summary(report: dict, output_dir: Path, published: list[Path]) -> st
     for mart, count in published_rows(report).items():
         lines.append(f"  {mart}: {count} rows published")
     lines.append(f"  outputs in {output_dir}: {', '.join(p.name for p in published)}")
+    if dashboard is not None:
+        lines.append(f"  dashboard: {dashboard_location(dashboard)}")
     return "\n".join(lines)

@@ -1,2 +1,2 @@
-"""Plumbing every step stands on: the warehouse connection and lock, logging, and the
-version-guarded patches of other libraries."""
+"""Plumbing every step stands on: the warehouse connection and lock, logging, the plain
+text of messages, and the version-guarded patches of other libraries."""

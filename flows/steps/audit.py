@@ -13,6 +13,7 @@ import duckdb
 from prefect import task
 
 from flows.contract import DELIVERY_FILES
+from flows.runtime.text import plain_text
 from flows.runtime.warehouse import connect
 
 # The main relation of each layer, per delivery table, whose rows the report counts.
@@ -40,7 +41,9 @@ QUARANTINE_KEYS_SHOWN = 10
 class QuarantineCount:
     rows_in: int
     by_reason: dict[str, int]
-    keys_by_reason: dict[str, list[str]]  # the smallest delivered ids of each reason
+    # The smallest delivered ids of each reason, as plain text: the dashboard shows them,
+    # and a delivered id is anyone's text.
+    keys_by_reason: dict[str, list[str]]
 
 
 @task(name="count-quarantine")
@@ -59,7 +62,9 @@ def count_quarantine(warehouse: Path) -> dict[str, QuarantineCount]:
                 rows_in=sum(n for _, n, _ in rows),
                 by_reason={reason: n for reason, n, _ in rows if reason is not None},
                 keys_by_reason={
-                    reason: keys or [] for reason, _, keys in rows if reason is not None
+                    reason: [plain_text(key) for key in keys or []]
+                    for reason, _, keys in rows
+                    if reason is not None
                 },
             )
     return counts
