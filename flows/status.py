@@ -31,8 +31,10 @@ def status_report() -> str:
     api_url = get_current_settings().api.url
     if not api_url:
         raise NoServer(
-            "no Prefect server configured: PREFECT_API_URL is not set, and `ledgerflow run` "
-            "without a server keeps no Prefect run history (the warehouse's own is below). "
+            "no Prefect server configured: PREFECT_API_URL is not set (without one, "
+            "`ledgerflow run` records its runs under PREFECT_HOME, default ~/.prefect, not "
+            "in the database `make server` keeps in .prefect/; the warehouse's own history "
+            "is below). "
             "Start one with `make server` and export "
             "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )

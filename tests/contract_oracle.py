@@ -1,7 +1,7 @@
 """Independent oracle of the Ledgerflow data contract, for tests.
 
 A small pure-Python (standard library only) re-implementation of the cleaning,
-quarantine and business rules in ``shared/spec/data-contract.md``. Tests run it on
+quarantine and business rules in ``docs/contract.md``. Tests run it on
 the same CSV files as the SQL pipeline and compare results. It deliberately shares
 no code with the pipeline, and it only handles well-formed input (valid UTF-8, a
 header, RFC 4180 quoting): ingestion errors are the pipeline's own tests' business.

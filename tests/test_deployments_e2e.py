@@ -350,7 +350,7 @@ def test_ledgerflow_status_reads_the_history_from_the_server(stack):
         r"Last failed run: \S+ \(deployment adhoc.*\n  stopped at source_freshness", out
     )
     assert re.search(r"Next scheduled: \S+ \(deployment daily", out)
-    print(out)  # the output the README quotes
+    print(out)  # the output docs/operating.md quotes
 
 
 def test_no_server_configured_is_said_plainly(tmp_path):

@@ -1,5 +1,6 @@
-"""The README's folder tree is the code's: every folder it names exists, every folder of
-the project is named, and each Python module of flows/ is named under its folder.
+"""The folder tree of docs/architecture.md is the code's: every folder it names exists,
+every folder of the project is named, and each Python module of flows/ is named under its
+folder.
 Also: nothing in flows/ imports from a folder above it (plumbing never reaches up)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import subprocess
 
 from flows.config import PROJECT_ROOT
 
-README = PROJECT_ROOT / "README.md"
+ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
 # Folders that hold no code of the project: generated, cached or third-party.
 NOT_PROJECT_FOLDERS = {"__pycache__", "target", "logs"}
 # Which of flows/' folders each may import from (its own package and those below it).
@@ -25,9 +26,9 @@ MAY_IMPORT = {
 }  # fmt: skip
 
 
-def readme_tree() -> dict[str, str]:
-    """Each folder of the README's Layout block and the text describing it."""
-    section = README.read_text().split("## Layout", 1)[1]
+def documented_tree() -> dict[str, str]:
+    """Each folder of the Code layout block and the text describing it."""
+    section = ARCHITECTURE.read_text().split("## Code layout", 1)[1]
     block = section.split("```", 2)[1]
     tree: dict[str, str] = {}
     current = None
@@ -61,23 +62,23 @@ def project_folders() -> tuple[set[str], set[str]]:
     return folders, holding_files
 
 
-def test_the_readme_tree_names_every_folder_and_only_those():
-    tree = readme_tree()
+def test_the_documented_tree_names_every_folder_and_only_those():
+    tree = documented_tree()
     folders, holding_files = project_folders()
-    assert set(tree) - folders == set(), "named in the README but not on disk"
+    assert set(tree) - folders == set(), "named in the tree but not on disk"
     # A folder that only holds folders (dbt_project/models, data) needs no line of its own.
-    assert holding_files - set(tree) == set(), "on disk but not in the README's tree"
+    assert holding_files - set(tree) == set(), "on disk but not in the tree"
 
 
 def test_each_module_of_flows_is_named_under_its_folder():
-    tree = readme_tree()
+    tree = documented_tree()
     for folder in [name for name in tree if name.startswith("flows")]:
         modules = {
             path.stem for path in (PROJECT_ROOT / folder).glob("*.py") if path.stem != "__init__"
         }
         described = tree[folder]
         missing = {m for m in modules if not re.search(rf"\b{m}(\.py)?\b", described)}
-        assert missing == set(), f"{folder}: modules not named in the README: {missing}"
+        assert missing == set(), f"{folder}: modules not named in the tree: {missing}"
 
 
 def test_nothing_in_flows_imports_from_a_folder_above_it():

@@ -19,9 +19,9 @@ byte-identical; the incremental run's marts equal the full refresh's. `--sample`
 same on the bundled sample, where the budgets are P + 3 s (full) and P + 1 s (unchanged).
 
 The budgets are the ones set for 10M accounts; at other sizes they are printed as a guide.
-A markdown table for the README is printed and written, with every raw number, to
-.bench/results-<N>.json. This is a benchmark, not a test: nothing here is collected by
-pytest, and no test asserts a timing.
+The markdown table is printed, written with every raw number to .bench/results-<N>.json,
+and replaces the figures between the markers of docs/performance.md. This is a benchmark,
+not a test: nothing here is collected by pytest, and no test asserts a timing.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = Path(__file__).resolve().parent
 SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
 GENERATOR_SOURCE = PROJECT_ROOT / "tests" / "tools" / "delivery_generator.py"
+
+# The one table of current figures: everything between the markers is the last bench's.
+FIGURES_DOC = PROJECT_ROOT / "docs" / "performance.md"
+FIGURES_START = "<!-- bench:start -->"
+FIGURES_END = "<!-- bench:end -->"
 
 MEMORY_BUDGET_BYTES = 2_500_000_000
 STEPS = (
@@ -427,6 +432,8 @@ def markdown(results: dict) -> str:
     lines = [
         heading,
         "",
+        "Each figure is one run.",
+        "",
         "| run | seconds | peak RSS | time budget | time | memory ≤ 2.5 GB |",
         "|---|---:|---:|---|---|---|",
         f_row,
@@ -572,8 +579,21 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(results["markdown"])
     print(f"\nraw numbers: {target}")
+    print(f"figures written to {write_figures(results['markdown'])}")
     failed = [c for c in checks.values() if c["verdict"] != "PASS"]
     return 1 if failed or len(checks) < 3 else 0
+
+
+def write_figures(table: str, doc: Path | None = None) -> Path:
+    """Replace what lies between the doc's markers with `table`, the rest untouched."""
+    doc = doc or FIGURES_DOC
+    text = doc.read_text()
+    start, end = text.find(FIGURES_START), text.find(FIGURES_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{doc}: no {FIGURES_START} ... {FIGURES_END} markers to write between")
+    before, after = text[: start + len(FIGURES_START)], text[end:]
+    doc.write_text(f"{before}\n{table}\n{after}")
+    return doc
 
 
 def _print_run(title: str, run: dict) -> None:
