@@ -122,7 +122,11 @@ def exit_code_table(text: str) -> dict[str, int]:
 
 
 def exit_constants() -> dict[str, int]:
-    return {name: value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    return {
+        name: value
+        for name, value in vars(errors).items()
+        if name.startswith("EXIT_") and isinstance(value, int)
+    }
 
 
 def tracked_files() -> list[str]:
