@@ -186,14 +186,14 @@ def test_the_whole_project_compiles_offline_for_databricks(databricks_compiled: 
 
 def test_offline_compile_takes_the_incremental_branches(databricks_compiled: Path) -> None:
     """offline_compile answers is_incremental() as the nightly run would: the branches that
-    read the model's own table are the ones compiled and scanned."""
+    read the model's own current table are the ones compiled and scanned."""
     for model, schema in [
         ("account_summary_history", "marts"),
         ("customers_snapshot", "snapshots"),
         ("base_accounts_validated", "staging"),
     ]:
         compiled = next(databricks_compiled.rglob(f"{model}.sql")).read_text()
-        assert f"`{schema}`.`{model}`" in compiled, model
+        assert f"`{schema}`.`{model}__current`" in compiled, model
 
 
 def test_compiled_sql_has_no_duckdb_only_constructs(databricks_compiled: Path) -> None:

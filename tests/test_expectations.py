@@ -92,14 +92,14 @@ def plant_defects(warehouse: Path) -> dict[str, object]:
             "select min(customer_id), max(customer_id) from marts.customer_profile"
         ).fetchone()
         con.execute(
-            "insert into marts.customer_profile_history select * replace "
+            "insert into marts.customer_profile_history__current select * replace "
             "(valid_from - interval 1 second as valid_from) "
-            "from marts.customer_profile_history where customer_id = ? and valid_to is null",
+            "from marts.customer_profile_history__current where customer_id = ?",
             [duplicate],
         )
         con.execute(
-            "update marts.customer_profile_history set has_loan = null "
-            "where customer_id = ? and valid_to is null",
+            "update marts.customer_profile_history__current set has_loan = null "
+            "where customer_id = ?",
             [null_loan],
         )
         # stg_accounts is a view over this table's rows without a quarantine reason.
@@ -107,8 +107,8 @@ def plant_defects(warehouse: Path) -> dict[str, object]:
             "select min(account_id) from staging.stg_accounts"
         ).fetchone()
         con.execute(
-            "update staging.base_accounts_validated set account_type = 'loan' where account_id = ? "
-            "and quarantine_reason is null and valid_to is null",
+            "update staging.base_accounts_validated__current set account_type = 'loan' "
+            "where account_id = ? and quarantine_reason is null",
             [bad_type_account],
         )
         # raw.<table> is the delivery's rows with their lines: one line repeated, none left.

@@ -49,8 +49,8 @@ def test_duplicate_key_in_a_mart_fails_unique_and_names_the_key(built):
     run, project = built
     plant(
         run.warehouse,
-        "insert into marts.account_summary_history "
-        "select * from marts.account_summary_history where account_id = 'A001'",
+        "insert into marts.account_summary_history__current "
+        "select * from marts.account_summary_history__current where account_id = 'A001'",
     )
     failures = failing_checks(project, "marts")
     check = failures["unique_account_summary_account_id"]
@@ -89,8 +89,8 @@ PLANTED_DEFECTS = {
     "orphan_account": (
         "marts",
         (
-            "update marts.account_summary_history set customer_id = 424242 "
-            "where account_id = 'A001' and valid_to is null"
+            "update marts.account_summary_history__current set customer_id = 424242 "
+            "where account_id = 'A001'"
         ),
         "relationships_account_summary_customer_id__customer_id__ref_customer_profile_",
         "424242",
@@ -98,8 +98,8 @@ PLANTED_DEFECTS = {
     "out_of_range_rate": (
         "marts",
         (
-            "update marts.account_summary_history set interest_rate_pct = 0.0300 "
-            "where account_id = 'A002' and valid_to is null"
+            "update marts.account_summary_history__current set interest_rate_pct = 0.0300 "
+            "where account_id = 'A002'"
         ),
         "accepted_range_interest_rate_pct",
         "A002",
@@ -107,26 +107,26 @@ PLANTED_DEFECTS = {
     "wrong_arithmetic": (
         "marts",
         (
-            "update marts.account_summary_history set new_balance_amount = new_balance_amount + 0.01 "
-            "where account_id = 'A003' and valid_to is null"
+            "update marts.account_summary_history__current "
+            "set new_balance_amount = new_balance_amount + 0.01 where account_id = 'A003'"
         ),
         "new_balance_equals_original_plus_interest",
         "A003",
     ),
     "overlapping_scd2_versions": (
         "snapshots",
-        """insert into snapshots.accounts_snapshot
-           select * replace (valid_from - interval 1 day as valid_from,
-                             valid_from + interval 1 hour as valid_to)
-           from snapshots.accounts_snapshot where account_id = 'A004'""",
+        """insert into snapshots.accounts_snapshot__history by name
+           select * replace (valid_from - interval 1 day as valid_from),
+               valid_from + interval 1 hour as valid_to
+           from snapshots.accounts_snapshot__current where account_id = 'A004'""",
         "scd2_versions_do_not_overlap_accounts_snapshot_account_id",
         "A004",
     ),
     "has_loan_slipped_through": (
         "marts",
         (
-            "update marts.customer_profile_history set has_loan = null "
-            "where customer_id = 5 and valid_to is null"
+            "update marts.customer_profile_history__current set has_loan = null "
+            "where customer_id = 5"
         ),
         "not_null_customer_profile_has_loan",
         "5",

@@ -18,16 +18,24 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- dbt's is_incremental() asks the warehouse whether the model's table exists. With
+{#- dbt's is_incremental() asks the warehouse whether the model's table exists, for the
+    `incremental` materialization only. A `versioned` model (macros/materializations/
+    versioned.sql) is incremental once its current table exists. With
     var('offline_compile') (`dbt compile --target databricks --no-populate-cache --vars
     '{offline_compile: true}'`, where no warehouse can be reached) the answer is taken as
-    yes for every incremental model that would not be fully refreshed: the nightly case,
-    so the branches that read {{ this }} are compiled and checked too. Otherwise dbt's own
+    yes for every such model that would not be fully refreshed: the nightly case, so the
+    branches that read {{ this }} are compiled and checked too. Otherwise dbt's own
     answer, unchanged. -#}
 {% macro is_incremental() -%}
     {%- do assert_supported_dbt_version('is_incremental()') -%}
+    {%- set materialized = model.config.materialized -%}
     {%- if var('offline_compile', false) -%}
-        {{ return(model.config.materialized == 'incremental' and not should_full_refresh()) }}
+        {{ return(materialized in ('incremental', 'versioned') and not should_full_refresh()) }}
+    {%- endif -%}
+    {%- if materialized == 'versioned' and execute -%}
+        {%- set current = current_versions(this) -%}
+        {%- set found = adapter.get_relation(current.database, current.schema, current.identifier) -%}
+        {{ return(found is not none and found.type == 'table' and not should_full_refresh()) }}
     {%- endif -%}
     {{ return(dbt.is_incremental()) }}
 {%- endmacro %}

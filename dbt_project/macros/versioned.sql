@@ -1,20 +1,19 @@
 {#- Versioned models: every table a later run builds on keeps its history as versions,
-    half-open [valid_from, valid_to), valid_to NULL for the open one. A run never updates or
-    deletes a row: it opens versions (valid_from = the run's timestamp) and closes open ones
+    half-open [valid_from, valid_to), valid_to NULL for the open one. A run never updates a
+    version: it opens versions (valid_from = the run's timestamp) and closes open ones
     (valid_to = the run's timestamp), so a run's changes are exactly the rows carrying its
-    timestamp and flows/runtime/wap.py can undo a run that did not publish.
+    timestamp and flows/runtime/wap.py can undo a run that did not publish. They are stored
+    as a current table (one row per key) beside an append-only history, behind a view of
+    both (macros/materializations/versioned.sql).
 
     versioned_config(key) is the config every versioned model uses: the model's output is
-    the versions to write, merged on (key, valid_from), which names a version (a closed
-    version replaces its open self, a new one is added); full_refresh=false, since a
-    rebuild would erase history. The SCD2 tests (versions never overlap, one open version
-    per key) keep (key, valid_from) unique. -#}
+    the versions to write; full_refresh=false, since a rebuild would erase history. The
+    SCD2 tests (versions never overlap, one open version per key) keep (key, valid_from)
+    unique. -#}
 {% macro versioned_config(key) -%}
     {{ config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=[key, 'valid_from'],
-        on_schema_change='fail',
+        materialized='versioned',
+        unique_key=key,
         full_refresh=false,
     ) }}
 {%- endmacro %}
@@ -33,10 +32,9 @@
 
 open_versions as (
 
-    select * from {{ this }}
-    where valid_to is null
+    select * from {{ current_versions(this) }}
     {%- if affected is not none %}
-        and {{ key }} in (select {{ key }} from {{ affected }})
+    where {{ key }} in (select {{ key }} from {{ affected }})
     {%- endif %}
 
 ),

@@ -4,11 +4,16 @@ later run builds on exactly as the last published run left it.
 Each run has a timestamp, `run_at`, later than every earlier run's, and stamps what it
 writes with it. The warehouse's lasting state takes two forms, both undone by the stamp:
 
-- *Versioned tables* (every table with `valid_from` and `valid_to` columns: the SCD2
-  histories, staging's verdicts, the marts' versions): rows are never updated or deleted.
-  A run adds rows with `valid_from = run_at` and closes rows by setting `valid_to = run_at`
-  on rows that were open. So what a run changed is exactly the rows carrying its stamp,
-  and undoing it is deleting the rows it opened and reopening the rows it closed.
+- *Versioned models* (the dbt models materialized `versioned`: the SCD2 histories,
+  staging's verdicts, the marts' versions) are a current table beside an append-only
+  history (`<model>__current`, `<model>__history`). A run inserts the versions it opens
+  into current with `valid_from = run_at`, and moves the versions it closes from current
+  to history with `valid_to = run_at`. Undoing it is deleting from current what it opened
+  and moving what it closed back.
+- *Versioned tables* (the other tables with `valid_from` and `valid_to` columns: the raw
+  records and files): rows are never deleted. A run adds rows with `valid_from = run_at`
+  and closes rows by setting `valid_to = run_at` on rows that were open. Undoing it is
+  deleting the rows it opened and reopening the rows it closed.
 - *Replaced tables* (rebuilt whole by a run, such as the delivery's line numbers): the
   run first renames the table it replaces to `<name>__before_<stamp>`, an O(1) rename.
   Undoing it is renaming it back; publishing drops it.
@@ -45,6 +50,9 @@ from flows.runtime.warehouse import connect
 SCHEMA = "ledgerflow"
 RUNS = f"{SCHEMA}.runs"
 BEFORE = "__before_"
+# A versioned model's tables (dbt_project/macros/materializations/versioned.sql); `written`
+# is the run's versions on their way in, dropped once applied.
+CURRENT, HISTORY, WRITTEN = "__current", "__history", "__written"
 # Tables that only ever gain rows, with the column that holds the stamp of the run that
 # added each row.
 APPEND_ONLY: dict[str, str] = {
@@ -113,6 +121,18 @@ def undo_after(con: duckdb.DuckDBPyConnection, stamp: datetime | None) -> dict[s
     undone: dict[str, int] = {}
     con.execute("begin transaction")
     try:
+        for current, history in versioned_models(con):
+            opened = _count(con, f"delete from {current} where {_after('valid_from', stamp)}")
+            closed = _count(
+                con,
+                f"insert into {current} by name select * exclude (valid_to) from {history} "
+                f"where {_after('valid_to', stamp)} and not {_after('valid_from', stamp)}",
+            )
+            _count(con, f"delete from {history} where {_after('valid_to', stamp)}")
+            if opened or closed:
+                undone[current.replace(CURRENT, "")] = opened + closed
+        for relation in _tables_named(con, WRITTEN):
+            con.execute(f"drop table {relation}")
         for relation in versioned_tables(con):
             opened = _count(con, f"delete from {relation} where {_after('valid_from', stamp)}")
             closed = _count(
@@ -180,19 +200,42 @@ def prepared_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, str, P
     return [(run_at, run_id, Path(output)) for run_at, run_id, output in rows]
 
 
+def versioned_models(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(current, history) of every versioned model."""
+    return [
+        (current, current[: -len(CURRENT) - 1] + HISTORY + '"')
+        for current in _tables_named(con, CURRENT)
+    ]
+
+
+def _tables_named(con: duckdb.DuckDBPyConnection, suffix: str) -> list[str]:
+    rows = con.execute(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_type = 'BASE TABLE' and suffix(table_name, ?) order by all",
+        [suffix],
+    ).fetchall()
+    return [f'"{schema}"."{table}"' for schema, table in rows]
+
+
 def versioned_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every base table with both `valid_from` and `valid_to` columns."""
+    """Every base table with both `valid_from` and `valid_to` columns, but a versioned
+    model's (whose history's `valid_to` is never reopened in place)."""
     rows = con.execute(
         """
         select c.table_schema, c.table_name
         from information_schema.columns as c
         inner join information_schema.tables as t
             on c.table_schema = t.table_schema and c.table_name = t.table_name
-        where t.table_type = 'BASE TABLE' and c.column_name in ('valid_from', 'valid_to')
+        where
+            t.table_type = 'BASE TABLE'
+            and c.column_name in ('valid_from', 'valid_to')
+            and not suffix(c.table_name, ?)
+            and not suffix(c.table_name, ?)
         group by all
         having count(*) = 2
         order by all
-        """
+        """,
+        [HISTORY, WRITTEN],
     ).fetchall()
     return [f'"{schema}"."{table}"' for schema, table in rows]
 

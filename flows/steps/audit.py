@@ -56,7 +56,7 @@ def count_quarantine(warehouse: Path) -> dict[str, QuarantineCount]:
             rows = con.execute(
                 f"select quarantine_reason, sum(_copies), "
                 f"min(raw_{table.removesuffix('s')}_id, {QUARANTINE_KEYS_SHOWN}) "
-                f"from staging.base_{table}_validated where valid_to is null group by all"
+                f"from staging.base_{table}_validated__current group by all"
             ).fetchall()
             counts[table] = QuarantineCount(
                 rows_in=sum(n for _, n, _ in rows),

@@ -5,7 +5,7 @@ with
 
 accounts_snapshot as (
 
-    select * from {{ ref('accounts_snapshot') }}
+    select * from {{ current_versions(ref('accounts_snapshot')) }}
 
 ),
 
@@ -24,7 +24,6 @@ current_accounts as (
         balance_amount
 
     from accounts_snapshot
-    where valid_to is null
 
 ),
 

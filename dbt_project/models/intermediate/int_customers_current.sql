@@ -5,7 +5,7 @@ with
 
 customers_snapshot as (
 
-    select * from {{ ref('customers_snapshot') }}
+    select * from {{ current_versions(ref('customers_snapshot')) }}
 
 ),
 
@@ -17,7 +17,6 @@ final as (
         has_loan
 
     from customers_snapshot
-    where valid_to is null
 
 )
 

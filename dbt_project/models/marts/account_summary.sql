@@ -5,7 +5,7 @@ with
 
 account_summary_history as (
 
-    select * from {{ ref('account_summary_history') }}
+    select * from {{ current_versions(ref('account_summary_history')) }}
 
 ),
 
@@ -21,7 +21,6 @@ final as (
         valid_from as calculated_at
 
     from account_summary_history
-    where valid_to is null
 
 )
 

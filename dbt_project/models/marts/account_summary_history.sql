@@ -42,13 +42,11 @@ affected_accounts as (
     select account_id from accounts_snapshot
     where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
     union
-    select account_id from accounts_snapshot
-    where
-        valid_to is null
-        and customer_id in (select changed.customer_id from changed_customers as changed)
+    select account_id from {{ current_versions(ref('accounts_snapshot')) }}
+    where customer_id in (select changed.customer_id from changed_customers as changed)
     union
-    select account_id from {{ this }}
-    where valid_to is null and {{ full_scope() }}
+    select account_id from {{ current_versions(this) }}
+    where {{ full_scope() }}
     union
     select account_id from savings_accounts
     where {{ full_scope() }}

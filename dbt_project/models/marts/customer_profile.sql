@@ -5,7 +5,7 @@ with
 
 customer_profile_history as (
 
-    select * from {{ ref('customer_profile_history') }}
+    select * from {{ current_versions(ref('customer_profile_history')) }}
 
 ),
 
@@ -21,7 +21,6 @@ final as (
         total_annual_interest_amount
 
     from customer_profile_history
-    where valid_to is null
 
 )
 

@@ -38,8 +38,8 @@ affected_customers as (
     select customer_id from account_summary_history
     where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
     union
-    select customer_id from {{ this }}
-    where valid_to is null and {{ full_scope() }}
+    select customer_id from {{ current_versions(this) }}
+    where {{ full_scope() }}
     union
     select customer_id from customers
     where {{ full_scope() }}
@@ -55,10 +55,8 @@ accounts_to_count as (
 
 savings_to_total as (
 
-    select * from account_summary_history
-    where
-        valid_to is null
-        and customer_id in (select affected.customer_id from affected_customers as affected)
+    select * from {{ current_versions(ref('account_summary_history')) }}
+    where customer_id in (select affected.customer_id from affected_customers as affected)
 
 ),
 
@@ -72,8 +70,7 @@ accounts_to_count as (
 
 savings_to_total as (
 
-    select * from account_summary_history
-    where valid_to is null
+    select * from {{ current_versions(ref('account_summary_history')) }}
 
 ),
 

@@ -27,8 +27,8 @@ affected_accounts as (
         account_id <> ''
         and (valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }})
     union
-    select account_id from {{ this }}
-    where valid_to is null and {{ full_scope() }}
+    select account_id from {{ current_versions(this) }}
+    where {{ full_scope() }}
     union
     select account_id from passed_accounts
     where {{ full_scope() }}

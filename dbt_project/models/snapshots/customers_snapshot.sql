@@ -27,8 +27,8 @@ affected_customers as (
         customer_id is not null
         and (valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }})
     union
-    select customer_id from {{ this }}
-    where valid_to is null and {{ full_scope() }}
+    select customer_id from {{ current_versions(this) }}
+    where {{ full_scope() }}
     union
     select customer_id from passed_customers
     where {{ full_scope() }}

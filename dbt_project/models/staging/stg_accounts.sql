@@ -4,7 +4,7 @@ with
 
 validated_accounts as (
 
-    select * from {{ ref('base_accounts_validated') }}
+    select * from {{ current_versions(ref('base_accounts_validated')) }}
 
 ),
 
@@ -18,7 +18,7 @@ final as (
         _source_file
 
     from validated_accounts
-    where valid_to is null and quarantine_reason is null
+    where quarantine_reason is null
 
 )
 

@@ -4,7 +4,7 @@ with
 
 validated_customers as (
 
-    select * from {{ ref('base_customers_validated') }}
+    select * from {{ current_versions(ref('base_customers_validated')) }}
 
 ),
 
@@ -17,7 +17,7 @@ final as (
         _source_file
 
     from validated_customers
-    where valid_to is null and quarantine_reason is null
+    where quarantine_reason is null
 
 )
 

@@ -20,7 +20,7 @@ account_records as (
 
 validated_customers as (
 
-    select * from {{ ref('base_customers_validated') }}
+    select * from {{ current_versions(ref('base_customers_validated')) }}
 
 ),
 
@@ -114,7 +114,7 @@ delivered_customer_ids as (
 
     select distinct customer_id
     from validated_customers
-    where valid_to is null and customer_id is not null
+    where customer_id is not null
 
 ),
 
@@ -122,7 +122,7 @@ passed_customer_ids as (
 
     select customer_id
     from validated_customers
-    where valid_to is null and quarantine_reason is null
+    where quarantine_reason is null
 
 ),
 
@@ -140,17 +140,21 @@ affected_account_ids as (
 
     select account_id from parsed_records
     union
-    select account_id from {{ this }}
-    where
-        valid_to is null
-        and _fingerprint in (select removed._fingerprint from removed_records as removed)
+    select account_id from {{ current_versions(this) }}
+    where _fingerprint in (select removed._fingerprint from removed_records as removed)
+
+),
+
+customer_versions as (
+
+    select * from {{ ref('base_customers_validated') }}
 
 ),
 
 -- Customers whose verdict (known, passed) can change: any of their records changed.
 affected_customer_ids as (
 
-    select customer_id from validated_customers
+    select customer_id from customer_versions
     where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
 
 ),
@@ -162,10 +166,8 @@ decided_account_ids as (
 
     select account_id from affected_account_ids
     union
-    select account_id from {{ this }}
-    where
-        valid_to is null
-        and customer_id in (select ids.customer_id from affected_customer_ids as ids)
+    select account_id from {{ current_versions(this) }}
+    where customer_id in (select ids.customer_id from affected_customer_ids as ids)
 
 ),
 
@@ -186,12 +188,11 @@ kept_records as (
         previous.row_reason,
         previous._source_file
 
-    from {{ this }} as previous
+    from {{ current_versions(this) }} as previous
     inner join current_records
         on previous._fingerprint = current_records._fingerprint
     where
-        previous.valid_to is null
-        and previous._fingerprint not in (
+        previous._fingerprint not in (
             select records._fingerprint from parsed_records as records
         )
         and (

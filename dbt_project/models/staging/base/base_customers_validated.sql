@@ -108,10 +108,8 @@ affected_ids as (
 
     select customer_id from parsed_records
     union
-    select customer_id from {{ this }}
-    where
-        valid_to is null
-        and _fingerprint in (select removed._fingerprint from removed_records as removed)
+    select customer_id from {{ current_versions(this) }}
+    where _fingerprint in (select removed._fingerprint from removed_records as removed)
 
 ),
 
@@ -131,12 +129,11 @@ kept_records as (
         previous.row_reason,
         previous._source_file
 
-    from {{ this }} as previous
+    from {{ current_versions(this) }} as previous
     inner join current_records
         on previous._fingerprint = current_records._fingerprint
     where
-        previous.valid_to is null
-        and previous._fingerprint not in (
+        previous._fingerprint not in (
             select records._fingerprint from parsed_records as records
         )
         and (
