@@ -85,13 +85,13 @@ def quarantine(tmp_path) -> dict:
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema staging")
         for table in ("customers", "accounts"):
-            relation = f"staging.base_{table}_validated"
+            relation = f"staging.base_{table}_validated__current"
             con.execute(
                 f"create table {relation} (raw_{table.removesuffix('s')}_id varchar, "
-                "quarantine_reason varchar, _copies integer, valid_to timestamp)"
+                "quarantine_reason varchar, _copies integer)"
             )
             con.executemany(
-                f"insert into {relation} values (?, ?, 1, null)",
+                f"insert into {relation} values (?, ?, 1)",
                 [["C1", None], ["C\x072\x1b[31m", "missing_name"]],
             )
     return count_quarantine.fn(warehouse)

@@ -38,15 +38,25 @@
 
 {#- The run's timestamp (UTC), one per run: every version a run opens or closes, in every
     versioned model, carries it (it is how flows/runtime/wap.py undoes a run that did not
-    publish). The flow writes it to ledgerflow.run_context before each dbt invocation;
-    passing it as a --vars value instead would force dbt to re-parse the whole project on
-    every run. -#}
+    publish).
+
+    A literal where the flow runs dbt: filters on it (`valid_from = <run>`) then prune by
+    the tables' zone maps, which a scalar subquery does not. The flow sets it in the
+    environment (LEDGERFLOW_RUN_AT) and read only under `execute`, so nothing a run
+    changes reaches what dbt renders when it parses, and partial parsing holds from one run
+    to the next (a --vars value would re-parse everything). dbt run by hand, without the
+    variable, reads the table the flow also writes (ledgerflow.run_context). -#}
 {% macro run_timestamp() -%}
     {{ return(adapter.dispatch('run_timestamp', 'ledgerflow')()) }}
 {%- endmacro %}
 
 {% macro default__run_timestamp() -%}
-    (select max(run_at) from ledgerflow.run_context)
+    {%- set literal = env_var('LEDGERFLOW_RUN_AT', '') if execute else '' -%}
+    {%- if literal -%}
+        cast('{{ literal }}' as timestamp)
+    {%- else -%}
+        (select max(run_at) from ledgerflow.run_context)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- No flow writes a run-context table on Databricks: whoever runs dbt there passes the
@@ -68,7 +78,12 @@
 {%- endmacro %}
 
 {% macro default__full_scope() -%}
-    ((select max(scope) from ledgerflow.run_context) = 'full')
+    {%- set scope = env_var('LEDGERFLOW_RUN_SCOPE', '') if execute else '' -%}
+    {%- if scope -%}
+        {{ 'true' if scope == 'full' else 'false' }}
+    {%- else -%}
+        ((select max(scope) from ledgerflow.run_context) = 'full')
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro databricks__full_scope() -%}

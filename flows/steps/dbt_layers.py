@@ -30,7 +30,7 @@ from flows.runtime.compat import (
 )
 from flows.runtime.warehouse import connect
 
-# The run's timestamp and scope, for the models (macros run_timestamp() and run_scope()).
+# The run's timestamp and scope, for the models (macros run_timestamp() and full_scope()).
 RUN_CONTEXT = "ledgerflow.run_context"
 
 if TYPE_CHECKING:
@@ -173,6 +173,10 @@ class DbtProject:
         # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
         os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
         os.environ["LEDGERFLOW_DUCKDB_MEMORY_LIMIT"] = DUCKDB_MEMORY_LIMIT
+        # The run's timestamp and scope as literals in the executed SQL (macros
+        # run_timestamp() and full_scope(), which read them only at execution).
+        os.environ["LEDGERFLOW_RUN_AT"] = self.run_at.isoformat(sep=" ")
+        os.environ["LEDGERFLOW_RUN_SCOPE"] = self._scope
         if self._runner is None:
             # Imported here, not with the module: dbt and prefect-dbt take ~4 s to import, and
             # a run that finds its delivery unchanged never needs them.
@@ -190,8 +194,12 @@ class DbtProject:
             self._runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
         return self._runner.invoke(args)
 
+    @property
+    def _scope(self) -> str:
+        return "full" if self.full_refresh else "changes"
+
     def _write_run_context(self) -> None:
-        """The run's timestamp and scope, read by the run_timestamp() and run_scope()
+        """The run's timestamp and scope, read by the run_timestamp() and full_scope()
         macros (a table, not dbt vars, so dbt's partial parsing survives from one run to
         the next)."""
         with connect(self.warehouse) as con:
@@ -199,7 +207,7 @@ class DbtProject:
             con.execute(
                 f"create or replace table {RUN_CONTEXT} as "
                 "select cast(? as timestamp) as run_at, ? as scope",
-                [self.run_at, "full" if self.full_refresh else "changes"],
+                [self.run_at, self._scope],
             )
 
 
