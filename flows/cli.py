@@ -103,7 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--full-refresh",
         action="store_true",
-        help="rebuild incremental marts from scratch (history is kept)",
+        help="recompute every key of the versioned models, not only those whose inputs "
+        "changed (history is kept; every check then reads whole tables)",
+    )
+    run.add_argument(
+        "--full-check",
+        action="store_true",
+        help="run every check on whole tables, not on tonight's change set",
     )
 
     status_help = (
@@ -159,6 +165,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             warehouse=args.warehouse,
             select=args.select,
             full_refresh=args.full_refresh,
+            full_check=args.full_check,
         )
     except LedgerflowError as error:
         print(f"ledgerflow: {error}", file=sys.stderr)

@@ -246,6 +246,9 @@ class PipelineSettings:
     warehouse: Path = DEFAULT_WAREHOUSE
     select: tuple[str, ...] = field(default=LAYERS)
     full_refresh: bool = False
+    # Every check on whole tables instead of tonight's change set (a weekly deployment
+    # runs it; dbt_project/macros/change_sets.sql).
+    full_check: bool = False
 
     @classmethod
     def from_params(
@@ -255,6 +258,7 @@ class PipelineSettings:
         warehouse: str | Path | None = None,
         select: list[str] | tuple[str, ...] | None = None,
         full_refresh: bool = False,
+        full_check: bool = False,
     ) -> PipelineSettings:
         chosen = tuple(select) if select else LAYERS
         unknown = [layer for layer in chosen if layer not in LAYERS]
@@ -269,6 +273,7 @@ class PipelineSettings:
             # Always in pipeline order, whatever order the caller listed them in.
             select=tuple(layer for layer in LAYERS if layer in chosen),
             full_refresh=full_refresh,
+            full_check=full_check,
         )
 
 

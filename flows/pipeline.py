@@ -72,6 +72,7 @@ from flows.steps.start import start_run, undo_unpublished_run
 from flows.steps.unchanged_delivery import (
     PublishedRun,
     check_unchanged_delivery,
+    code_changed_since_last_publish,
     content_sha256,
     remember_published_run,
 )
@@ -84,9 +85,12 @@ def account_summary_pipeline(
     warehouse: str | None = None,
     select: list[str] | None = None,
     full_refresh: bool = False,
+    full_check: bool = False,
 ):
     """Run the account pipeline on one delivery and publish its outputs if every blocking check passes."""
-    settings = PipelineSettings.from_params(input_dir, output_dir, warehouse, select, full_refresh)
+    settings = PipelineSettings.from_params(
+        input_dir, output_dir, warehouse, select, full_refresh, full_check
+    )
     run_id = str(flow_run.get_id() or datetime.now(UTC).strftime("local-%Y%m%dT%H%M%S%f"))
     audit = QualityAudit(run_id, datetime.now(UTC))
     failure: LedgerflowError | None = None
@@ -102,7 +106,9 @@ def account_summary_pipeline(
             try:
                 with audit.step("start"):
                     audit.run_at = start_run(settings.warehouse, settings.output_dir)
-                with DbtProject.for_run(settings, audit.run_at) as dbt:
+                with DbtProject.for_run(
+                    settings, audit.run_at, check_whole_tables(settings)
+                ) as dbt:
                     run_steps(settings, audit, dbt)
                 # Exports beyond the output folder come after the local publish, which
                 # they never undo.
@@ -130,7 +136,7 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
             settings.output_dir,
             settings.warehouse,
             settings.select,
-            settings.full_refresh,
+            settings.full_refresh or settings.full_check,
         )
     if previous is not None:
         return republish_unchanged_delivery(settings, audit, previous)
@@ -206,6 +212,14 @@ def republish_unchanged_delivery(
         report_path = replace_published_report(settings.output_dir, audit.report())
         audit.published = True
     return [settings.output_dir / name for name in PUBLISHED_DATA_FILES] + [report_path]
+
+
+def check_whole_tables(settings: PipelineSettings) -> bool:
+    """Every check on whole tables (else on tonight's change set): asked for, or a full
+    refresh, or code that changed since the last publish."""
+    if settings.full_check or settings.full_refresh:
+        return True
+    return code_changed_since_last_publish(settings.warehouse)
 
 
 def remember_and_show(settings: PipelineSettings, audit: QualityAudit) -> None:

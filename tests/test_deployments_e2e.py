@@ -192,7 +192,7 @@ def test_make_deploy_creates_everything_and_is_idempotent(stack):
     assert "Slack block ledgerflow-slack: created" in first
     assert "automation ledgerflow-run-failed-to-slack: created" in first
     deployments, automations = stack.deployed
-    assert set(deployments) == {"daily", "adhoc", "marts-only"}
+    assert set(deployments) == {"daily", "full-check", "adhoc", "marts-only"}
     assert len(automations) == 1
 
     assert stack.second_deploy.wait(timeout=300) == 0, stack.logs["deploy-again"].read_text()

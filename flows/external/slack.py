@@ -33,6 +33,7 @@ from flows.config import (
     seconds_setting,
 )
 from flows.quality.anomalies import failures_besides_anomalies
+from flows.quality.checks import scope_counts, scope_note
 from flows.quality.dashboard import dashboard_location
 from flows.quality.report import published_rows
 from flows.runtime.deadline import Deadline
@@ -88,6 +89,7 @@ def quality_summary(
         (
             f"Checks: {summary['passed']}/{summary['total_tests']} passed "
             f"({summary['pass_rate']}%), {summary['failed']} failed, {summary['warned']} warned"
+            + scope_counts(report)
         ),
     ]
     stopped = report["metrics"].get("stopped_at")
@@ -96,7 +98,8 @@ def quality_summary(
     failures = failures_besides_anomalies(report)
     for failure in failures[:MAX_FAILURES_SHOWN]:
         lines.append(
-            f"• {failure['severity']} {failure['test']} on {failure['model']}: {failure['message']}"
+            f"• {failure['severity']} {failure['test']} on {failure['model']}"
+            f"{scope_note(failure)}: {failure['message']}"
         )
     if len(failures) > MAX_FAILURES_SHOWN:
         lines.append(f"• … and {len(failures) - MAX_FAILURES_SHOWN} more")

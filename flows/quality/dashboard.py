@@ -29,6 +29,7 @@ from pathlib import Path
 from flows.config import DEFAULT_ANOMALY_RULES
 from flows.contract import DELIVERY_FILES, PUBLISHED_MARTS
 from flows.quality.anomalies import failures_besides_anomalies, shown_value
+from flows.quality.checks import scope_note
 from flows.quality.history import MetricKey, RecentHistory
 
 DASHBOARD_NAME = "dashboard.html"
@@ -114,7 +115,7 @@ def _tonight_section(tonight: Tonight) -> str:
         "<ul>"
         + "".join(
             f"<li class='failure {escape(f['severity'])}'><b>{escape(f['test'])}</b> on "
-            f"{escape(f['model'])}: {escape(f['message'])}</li>"
+            f"{escape(f['model'])}{escape(scope_note(f))}: {escape(f['message'])}</li>"
             for f in failures
         )
         + "</ul>"

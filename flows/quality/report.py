@@ -200,6 +200,11 @@ class QualityAudit:
             "rows": self.rows,
             "duration_seconds": self.durations,
             "key_columns": self.key_columns,
+            # What each check read: tonight's change set, a whole table, or its fixtures.
+            "checks": [
+                {"test": c.name, "model": c.model, "status": c.status, "scope": c.scope}
+                for c in self.checks
+            ],
         }
         if self.stopped_at is not None:
             metrics["stopped_at"] = {
@@ -226,7 +231,13 @@ class QualityAudit:
                 "pass_rate": round(100.0 * passed / total, 1) if total else 0.0,
             },
             "failures": [
-                {"test": c.name, "model": c.model, "severity": c.severity, "message": c.message}
+                {
+                    "test": c.name,
+                    "model": c.model,
+                    "severity": c.severity,
+                    "message": c.message,
+                    "scope": c.scope,
+                }
                 for c in self.checks
                 if c.status != "pass"
             ],

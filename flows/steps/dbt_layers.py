@@ -23,7 +23,7 @@ from prefect import flow
 
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, PipelineSettings
 from flows.errors import LayerFailed
-from flows.quality.checks import CheckResult
+from flows.quality.checks import CHANGE_SET, FIXTURES, WHOLE_TABLE, CheckResult
 from flows.runtime.compat import (
     close_dbt_duckdb_connection,
     share_prefect_state_across_dbt_node_threads,
@@ -32,6 +32,9 @@ from flows.runtime.warehouse import connect
 
 # The run's timestamp and scope, for the models (macros run_timestamp() and full_scope()).
 RUN_CONTEXT = "ledgerflow.run_context"
+# What a test scoped to tonight's change set carries in its compiled SQL
+# (dbt_project/macros/change_sets.sql, change_set_marker()).
+CHANGE_SET_MARKER = "ledgerflow scope: change set"
 
 if TYPE_CHECKING:
     from prefect_dbt import PrefectDbtRunner
@@ -62,7 +65,8 @@ class DbtProject:
 
     `full_refresh` recomputes every key rather than only those whose inputs changed; it
     never rebuilds a table (the versioned tables keep their history, and what differs is
-    written as new versions)."""
+    written as new versions). Checks read tonight's change set unless
+    `check_whole_tables` (always with `full_refresh`)."""
 
     def __init__(
         self,
@@ -70,20 +74,29 @@ class DbtProject:
         run_at: datetime,
         full_refresh: bool = False,
         project_dir: Path = DBT_PROJECT_DIR,
+        check_whole_tables: bool = False,
     ):
         self.warehouse = warehouse
         self.run_at = run_at
         self.full_refresh = full_refresh
+        self.check_whole_tables = check_whole_tables or full_refresh
         self.project_dir = project_dir
         self.target_path = target_path(warehouse, project_dir)
         self._runner: PrefectDbtRunner | None = None
 
     @classmethod
     @contextmanager
-    def for_run(cls, settings: PipelineSettings, run_at: datetime) -> Iterator[DbtProject]:
+    def for_run(
+        cls, settings: PipelineSettings, run_at: datetime, check_whole_tables: bool
+    ) -> Iterator[DbtProject]:
         """The project for one run; dbt's connection to the warehouse is closed at the end
         (DuckDB would otherwise keep the file locked for the rest of the process)."""
-        project = cls(settings.warehouse, run_at, settings.full_refresh)
+        project = cls(
+            settings.warehouse,
+            run_at,
+            settings.full_refresh,
+            check_whole_tables=check_whole_tables,
+        )
         try:
             yield project
         finally:
@@ -166,6 +179,7 @@ class DbtProject:
             severity="warn" if status == "warn" else severity,
             message=message,
             failures=result.failures if _resource_type(result) == "test" else None,
+            scope=_check_scope(result),
         )
 
     def _invoke(self, args: list[str]) -> Any:
@@ -177,6 +191,10 @@ class DbtProject:
         # run_timestamp() and full_scope(), which read them only at execution).
         os.environ["LEDGERFLOW_RUN_AT"] = self.run_at.isoformat(sep=" ")
         os.environ["LEDGERFLOW_RUN_SCOPE"] = self._scope
+        # Checks read tonight's change set, or whole tables (macros/change_sets.sql).
+        os.environ["LEDGERFLOW_CHECK_SCOPE"] = (
+            WHOLE_TABLE if self.check_whole_tables else CHANGE_SET
+        )
         if self._runner is None:
             # Imported here, not with the module: dbt and prefect-dbt take ~4 s to import, and
             # a run that finds its delivery unchanged never needs them.
@@ -209,6 +227,14 @@ class DbtProject:
                 "select cast(? as timestamp) as run_at, ? as scope",
                 [self.run_at, self._scope],
             )
+
+
+def _check_scope(result: Any) -> str:
+    """What a test read, as its compiled SQL says (dbt_project/macros/change_sets.sql)."""
+    if _resource_type(result) == "unit_test":
+        return FIXTURES
+    compiled = getattr(result.node, "compiled_code", None) or ""
+    return CHANGE_SET if CHANGE_SET_MARKER in compiled else WHOLE_TABLE
 
 
 def _status(result: Any) -> str:

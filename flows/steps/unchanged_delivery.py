@@ -49,7 +49,6 @@ RECORD_TABLE = f"{RAW_SCHEMA}._published_run"
 # What decides a check's verdict besides the data: the code that computes it.
 _CODE_FOLDERS = (
     DBT_PROJECT_DIR / "models",
-    DBT_PROJECT_DIR / "snapshots",
     DBT_PROJECT_DIR / "macros",
     DBT_PROJECT_DIR / "tests",
     EXPECTATIONS_DIR,
@@ -84,17 +83,18 @@ def check_unchanged_delivery(
     output_dir: Path,
     warehouse: Path,
     select: tuple[str, ...],
-    full_refresh: bool,
+    recompute: bool,
 ) -> tuple[dict[str, FileScan] | None, PublishedRun | None]:
     """The delivery's scans (content hash and what ingestion needs to know of the bytes),
-    and the last publish if this run would only repeat it.
+    and the last publish if this run would only repeat it (never for a run asked to
+    recompute or re-check everything: `recompute`).
 
     Scans are None for a run that does not cover the whole pipeline (it publishes what the
     warehouse holds, not what a delivery gives)."""
     if not covers_whole_pipeline(select):
         return None, None
     scans = delivery_scans(input_dir)
-    if full_refresh:
+    if recompute:
         return scans, None
     return scans, find_reusable_publish(warehouse, output_dir, content_sha256(scans))
 
@@ -202,6 +202,14 @@ def _read_record(warehouse: Path) -> PublishedRun | None:
             return None
         row = con.execute(f"select record from {RECORD_TABLE}").fetchone()
     return PublishedRun(**json.loads(row[0])) if row else None
+
+
+def code_changed_since_last_publish(warehouse: Path) -> bool:
+    """Whether the code that decides the checks differs from the last publish's (or no
+    publish is on record): its checks on a change set would then rest on rows that code
+    never judged, so every check reads whole tables once."""
+    previous = _read_record(warehouse) if warehouse.exists() else None
+    return previous is None or previous.code_fingerprint != code_fingerprint()
 
 
 def covers_whole_pipeline(select: tuple[str, ...]) -> bool:

@@ -5,7 +5,8 @@
     wrong rule in the model fails here; a stale rate (an incremental run that missed a
     customer's loan flip) fails too. Each failing row: the key column(s), the customer,
     balance, loan flag, the rate held and the rate expected (NULL when the customer is
-    missing). -#}
+    missing). On tonight's change set (macros/change_sets.sql) it checks the rows changed
+    tonight and every row of a customer changed tonight, and reads only their customers. -#}
 {% macro default__test_interest_rate_matches_tier(
     model, column_name, balance_column, customers, tiers, loan_bonus,
     customer_key, has_loan_column, key_column
@@ -13,14 +14,19 @@
 
 with
 
+{%- set columns = failing_row_columns(key_column, customer_key) + [
+    balance_column ~ ' as balance_amount', column_name ~ ' as interest_rate_pct'
+] %}
+
 rates as (
 
-    select
-        {{ failing_row_columns(key_column, customer_key) | join(',\n        ') }},
-        {{ balance_column }} as balance_amount,
-        {{ column_name }} as interest_rate_pct
+    select distinct * from (
+        select
+            {{ columns | join(',\n            ') }}
 
-    from {{ model }}
+        from {{ model }}
+        {{ children_of_changed_parents(columns, customer_key, customers, customer_key) }}
+    ) as checked_rates
 
 ),
 
@@ -31,6 +37,7 @@ customers as (
         {{ has_loan_column }} as has_loan
 
     from {{ customers }}
+    where {{ customer_key }} in (select rates.{{ customer_key }} from rates)
 
 ),
 

@@ -18,29 +18,21 @@ savings_accounts as (
 
 {% if is_incremental() %}
 
-accounts_snapshot as (
-
-    select * from {{ ref('accounts_snapshot') }}
-
-),
-
-customers_snapshot as (
-
-    select * from {{ ref('customers_snapshot') }}
-
-),
-
 changed_customers as (
 
-    select customer_id from customers_snapshot
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
+    {{ changed_rows(ref('customers_snapshot'), 'customer_id') }}
+
+),
+
+changed_accounts as (
+
+    {{ changed_rows(ref('accounts_snapshot'), 'account_id') }}
 
 ),
 
 affected_accounts as (
 
-    select account_id from accounts_snapshot
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
+    select account_id from changed_accounts
     union
     select account_id from {{ current_versions(ref('accounts_snapshot')) }}
     where customer_id in (select changed.customer_id from changed_customers as changed)

@@ -19,24 +19,21 @@ accounts as (
 
 ),
 
-account_summary_history as (
+{% if is_incremental() %}
 
-    select * from {{ ref('account_summary_history') }}
+changed_customers as (
+
+    {{ changed_rows(ref('customers_snapshot'), 'customer_id') }}
+    union all
+    {{ changed_rows(ref('accounts_snapshot'), 'customer_id') }}
+    union all
+    {{ changed_rows(ref('account_summary_history'), 'customer_id') }}
 
 ),
 
-{% if is_incremental() %}
-
 affected_customers as (
 
-    select customer_id from {{ ref('customers_snapshot') }}
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
-    union
-    select customer_id from {{ ref('accounts_snapshot') }}
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
-    union
-    select customer_id from account_summary_history
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
+    select customer_id from changed_customers
     union
     select customer_id from {{ current_versions(this) }}
     where {{ full_scope() }}

@@ -14,18 +14,16 @@ passed_accounts as (
 
 {% if is_incremental() %}
 
-validated_accounts as (
+changed_records as (
 
-    select * from {{ ref('base_accounts_validated') }}
+    {{ changed_rows(ref('base_accounts_validated'), 'account_id') }}
 
 ),
 
 affected_accounts as (
 
-    select account_id from validated_accounts
-    where
-        account_id <> ''
-        and (valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }})
+    select account_id from changed_records
+    where account_id <> ''
     union
     select account_id from {{ current_versions(this) }}
     where {{ full_scope() }}

@@ -14,18 +14,16 @@ passed_customers as (
 
 {% if is_incremental() %}
 
-validated_customers as (
+changed_records as (
 
-    select * from {{ ref('base_customers_validated') }}
+    {{ changed_rows(ref('base_customers_validated'), 'customer_id') }}
 
 ),
 
 affected_customers as (
 
-    select customer_id from validated_customers
-    where
-        customer_id is not null
-        and (valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }})
+    select customer_id from changed_records
+    where customer_id is not null
     union
     select customer_id from {{ current_versions(this) }}
     where {{ full_scope() }}

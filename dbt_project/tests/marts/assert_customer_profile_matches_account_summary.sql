@@ -2,10 +2,36 @@
 -- in account_summary, and that every account_summary customer has a profile. Catches an
 -- account_summary that kept a stale row or missed one (its count no longer matches the
 -- savings accounts that passed) and a join that fans out the totals.
--- Failing rows: customer_id, then both sides.
+-- Failing rows: customer_id, then both sides. On tonight's change set
+-- (macros/change_sets.sql) only the customers whose profile or savings changed tonight.
+{%- set profiles_changed = changed_keys('model.ledgerflow.customer_profile') if execute else none %}
 
 with
 
+{% if profiles_changed is not none -%}
+-- {{ change_set_marker() }}
+checked_customers as (
+
+    {{ profiles_changed['sql'] }}
+    union all
+    {{ changed_values('account_summary_history', 'customer_id') }}
+
+),
+
+customer_profile as (
+
+    select * from {{ ref('customer_profile') }}
+    where customer_id in (select checked.customer_id from checked_customers as checked)
+
+),
+
+account_summary as (
+
+    select * from {{ ref('account_summary') }}
+    where customer_id in (select checked.customer_id from checked_customers as checked)
+
+),
+{%- else %}
 customer_profile as (
 
     select * from {{ ref('customer_profile') }}
@@ -17,6 +43,7 @@ account_summary as (
     select * from {{ ref('account_summary') }}
 
 ),
+{%- endif %}
 
 summary_totals as (
 

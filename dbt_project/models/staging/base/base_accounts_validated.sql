@@ -145,17 +145,10 @@ affected_account_ids as (
 
 ),
 
-customer_versions as (
-
-    select * from {{ ref('base_customers_validated') }}
-
-),
-
 -- Customers whose verdict (known, passed) can change: any of their records changed.
 affected_customer_ids as (
 
-    select customer_id from customer_versions
-    where valid_from = {{ run_timestamp() }} or valid_to = {{ run_timestamp() }}
+    {{ changed_rows(ref('base_customers_validated'), 'customer_id') }}
 
 ),
 
