@@ -44,9 +44,9 @@ QUARANTINE_WARN_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_WARN_RATE", "
 QUARANTINE_BLOCK_RATE = float(os.environ.get("LEDGERFLOW_QUARANTINE_BLOCK_RATE", "0.50"))
 
 # DuckDB's memory ceiling in every connection of a run (dbt's included); above it DuckDB
-# spills to disk where it can. By default 80% of the memory this process may use: the
-# machine's, or the lowest limit of the memory cgroups it is in (its own and each one
-# above it, whether a container's or one a test runs it in).
+# spills to disk where it can. The memory this process may use is the machine's, or the
+# lowest limit of the memory cgroups it is in (its own and each one above it, whether a
+# container's or one a test runs it in).
 CGROUP_ROOTS = {"v2": Path("/sys/fs/cgroup"), "v1": Path("/sys/fs/cgroup/memory")}
 CGROUP_LIMIT_FILES = {"v2": "memory.max", "v1": "memory.limit_in_bytes"}
 
@@ -88,9 +88,13 @@ def available_memory_bytes(cgroup_files: tuple[Path, ...] | None = None) -> int:
     return available
 
 
-DUCKDB_MEMORY_LIMIT = (
-    os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT")
-    or f"{available_memory_bytes() * 8 // 10 // 2**20}MB"
+# The default is fixed, not a share of the machine: a run keeps to the same memory
+# (2.5 GB for the whole process tree at 10M accounts, Prefect's API server included)
+# wherever it runs, and DuckDB spills the rest to disk. Only a machine (or container) with
+# less than that gets 80% of what it has.
+DUCKDB_DEFAULT_MEMORY_LIMIT_MB = 1536
+DUCKDB_MEMORY_LIMIT = os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or (
+    f"{min(DUCKDB_DEFAULT_MEMORY_LIMIT_MB, available_memory_bytes() * 8 // 10 // 2**20)}MB"
 )
 
 

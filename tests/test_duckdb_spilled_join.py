@@ -16,24 +16,30 @@ import pytest
 CASES = {
     # The issue's own: 25 keys, 120,000 rows each, semi join.
     "few-keys-semi": (
-        "create table t as select (i % 25)::int as k from range(3000000) as r(i);"
-        "create table u as select (i % 25)::int as k from range(3000000) as r(i);",
+        (
+            "create table t as select (i % 25)::int as k from range(3000000) as r(i);"
+            "create table u as select (i % 25)::int as k from range(3000000) as r(i);"
+        ),
         "select count(*) from t where k in (select k from u)",
         ["60MB", "30MB"],
         3_000_000,
     ),
     # The fix's own: half the probe's keys in the build side.
     "half-keys-semi": (
-        "create table u as select range % 2000 as k from range(1000000);"
-        "create table t as select range % 4000 as k from range(2000000);",
+        (
+            "create table u as select range % 2000 as k from range(1000000);"
+            "create table t as select range % 4000 as k from range(2000000);"
+        ),
         "select count(*) from t where k in (select k from u)",
         ["40MB", "25MB", "15MB"],
         1_000_000,
     ),
     # Distinct keys with a payload, as the pipeline's lookups are.
     "distinct-keys-inner": (
-        "create table u as select range as k, range::varchar as v from range(3000000);"
-        "create table t as select (range * 7) % 6000000 as k from range(6000000);",
+        (
+            "create table u as select range as k, range::varchar as v from range(3000000);"
+            "create table t as select (range * 7) % 6000000 as k from range(6000000);"
+        ),
         "select count(*) from t inner join u using (k)",
         ["200MB", "40MB"],
         3_000_000,

@@ -24,19 +24,16 @@ validated_customers as (
 
 ),
 
-current_records as (
-
-    select * from account_records
-    where valid_to is null
-
-),
-
 {% if is_incremental() %}
 
+-- Tonight's new contents (opened by this run: the raw table is appended to in run order,
+-- so the stamp prunes it), or every current one on a full-scope run.
 records_to_parse as (
 
-    select * from current_records
-    where {{ full_scope() }} or valid_from = {{ run_timestamp() }}
+    select * from account_records
+    where
+        valid_to is null
+        and ({{ full_scope() }} or valid_from = {{ run_timestamp() }})
 
 ),
 
@@ -44,7 +41,8 @@ records_to_parse as (
 
 records_to_parse as (
 
-    select * from current_records
+    select * from account_records
+    where valid_to is null
 
 ),
 
@@ -109,23 +107,6 @@ parsed_records as (
 
 ),
 
--- Any customers.csv row whose id parses to this id, passed or not.
-delivered_customer_ids as (
-
-    select distinct customer_id
-    from validated_customers
-    where customer_id is not null
-
-),
-
-passed_customer_ids as (
-
-    select customer_id
-    from validated_customers
-    where quarantine_reason is null
-
-),
-
 {% if is_incremental() %}
 
 removed_records as (
@@ -182,11 +163,14 @@ kept_records as (
         previous._source_file
 
     from {{ current_versions(this) }} as previous
-    inner join current_records
-        on previous._fingerprint = current_records._fingerprint
     where
         previous._fingerprint not in (
             select records._fingerprint from parsed_records as records
+        )
+        -- still delivered: the open versions are those of the current records, but the
+        -- ones ingestion closed tonight
+        and previous._fingerprint not in (
+            select removed._fingerprint from removed_records as removed
         )
         and (
             previous.account_id in (select ids.account_id from decided_account_ids as ids)
@@ -220,6 +204,32 @@ present_records as (
 ),
 
 {% endif %}
+
+-- Any customers.csv row whose id parses to an id of these records, passed or not (on a
+-- nightly run, only the ids at hand are looked up: a semi join on the few records).
+delivered_customer_ids as (
+
+    select distinct customer_id
+    from validated_customers
+    where
+        customer_id is not null
+        {%- if is_incremental() %}
+        and customer_id in (select present.customer_id from present_records as present)
+        {%- endif %}
+
+),
+
+passed_customer_ids as (
+
+    select customer_id
+    from validated_customers
+    where
+        quarantine_reason is null
+        {%- if is_incremental() %}
+        and customer_id in (select present.customer_id from present_records as present)
+        {%- endif %}
+
+),
 
 -- Duplicates count only rows that passed every earlier rule, by the trimmed id text
 -- (present_records holds every record of each id it holds).

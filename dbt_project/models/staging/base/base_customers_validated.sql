@@ -15,19 +15,16 @@ customer_records as (
 
 ),
 
-current_records as (
-
-    select * from customer_records
-    where valid_to is null
-
-),
-
 {% if is_incremental() %}
 
+-- Tonight's new contents (opened by this run: the raw table is appended to in run order,
+-- so the stamp prunes it), or every current one on a full-scope run.
 records_to_parse as (
 
-    select * from current_records
-    where {{ full_scope() }} or valid_from = {{ run_timestamp() }}
+    select * from customer_records
+    where
+        valid_to is null
+        and ({{ full_scope() }} or valid_from = {{ run_timestamp() }})
 
 ),
 
@@ -35,7 +32,8 @@ records_to_parse as (
 
 records_to_parse as (
 
-    select * from current_records
+    select * from customer_records
+    where valid_to is null
 
 ),
 
@@ -130,11 +128,14 @@ kept_records as (
         previous._source_file
 
     from {{ current_versions(this) }} as previous
-    inner join current_records
-        on previous._fingerprint = current_records._fingerprint
     where
         previous._fingerprint not in (
             select records._fingerprint from parsed_records as records
+        )
+        -- still delivered: the open versions are those of the current records, but the
+        -- ones ingestion closed tonight
+        and previous._fingerprint not in (
+            select removed._fingerprint from removed_records as removed
         )
         and (
             previous.customer_id in (select ids.customer_id from affected_ids as ids)
