@@ -1,6 +1,9 @@
 -- Every version of every customer_profile row. A run recomputes only the customers whose
 -- inputs changed: the customer itself, or one of its accounts (either side of an account
--- that moved between customers), or one of its account_summary rows.
+-- that moved between customers), or one of its account_summary rows. Counts and totals
+-- come from one aggregate over the accounts and the savings rows together, and meet the
+-- customers in one join: a shape that spills (with an aggregate and two joins feeding one
+-- pipeline, a full refresh at 10M accounts ran out of a 1.5 GB memory ceiling).
 -- depends_on: {{ ref('customers_snapshot') }}
 -- depends_on: {{ ref('accounts_snapshot') }}
 {{ versioned_config('customer_id') }}
@@ -13,9 +16,11 @@ customers as (
 
 ),
 
+-- Staging quarantines the accounts of a customer that did not pass, so every current
+-- account has a current customer.
 accounts as (
 
-    select * from {{ ref('int_accounts_joined_to_customers') }}
+    select * from {{ current_versions(ref('accounts_snapshot')) }}
 
 ),
 
@@ -43,6 +48,13 @@ affected_customers as (
 
 ),
 
+customers_to_profile as (
+
+    select * from customers
+    where customer_id in (select affected.customer_id from affected_customers as affected)
+
+),
+
 accounts_to_count as (
 
     select * from accounts
@@ -59,6 +71,12 @@ savings_to_total as (
 
 {% else %}
 
+customers_to_profile as (
+
+    select * from customers
+
+),
+
 accounts_to_count as (
 
     select * from accounts
@@ -73,28 +91,40 @@ savings_to_total as (
 
 {% endif %}
 
-account_counts as (
+-- Totals are as wide as DECIMAL goes: a customer may hold many accounts at the
+-- contract's largest balance (10^15 each), past what DECIMAL(18,2) holds.
+account_rows as (
 
     select
         customer_id,
-        sum(case when account_type = 'savings' then 1 else 0 end) as savings_account_count,
-        sum(case when account_type = 'checking' then 1 else 0 end) as checking_account_count
+        case when account_type = 'savings' then 1 else 0 end as is_savings,
+        case when account_type = 'checking' then 1 else 0 end as is_checking,
+        cast(null as decimal(38, 2)) as balance_amount,
+        cast(null as decimal(38, 2)) as interest_amount
 
     from accounts_to_count
-    group by customer_id
+    union all
+    select
+        customer_id,
+        0 as is_savings,
+        0 as is_checking,
+        cast(original_balance_amount as decimal(38, 2)) as balance_amount,
+        cast(annual_interest_amount as decimal(38, 2)) as interest_amount
+
+    from savings_to_total
 
 ),
 
--- Totals are as wide as DECIMAL goes: a customer may hold many accounts at the
--- contract's largest balance (10^15 each), past what DECIMAL(18,2) holds.
-savings_totals as (
+per_customer as (
 
     select
         customer_id,
-        sum(cast(original_balance_amount as decimal(38, 2))) as total_savings_balance_amount,
-        sum(cast(annual_interest_amount as decimal(38, 2))) as total_annual_interest_amount
+        sum(is_savings) as savings_account_count,
+        sum(is_checking) as checking_account_count,
+        sum(balance_amount) as total_savings_balance_amount,
+        sum(interest_amount) as total_annual_interest_amount
 
-    from savings_to_total
+    from account_rows
     group by customer_id
 
 ),
@@ -102,23 +132,21 @@ savings_totals as (
 proposed as (
 
     select
-        customers.customer_id,
-        customers.customer_name,
-        customers.has_loan,
-        cast(coalesce(account_counts.savings_account_count, 0) as bigint)
+        customers_to_profile.customer_id,
+        customers_to_profile.customer_name,
+        customers_to_profile.has_loan,
+        cast(coalesce(per_customer.savings_account_count, 0) as bigint)
             as savings_account_count,
-        cast(coalesce(account_counts.checking_account_count, 0) as bigint)
+        cast(coalesce(per_customer.checking_account_count, 0) as bigint)
             as checking_account_count,
-        cast(coalesce(savings_totals.total_savings_balance_amount, 0) as decimal(38, 2))
+        cast(coalesce(per_customer.total_savings_balance_amount, 0) as decimal(38, 2))
             as total_savings_balance_amount,
-        cast(coalesce(savings_totals.total_annual_interest_amount, 0) as decimal(38, 2))
+        cast(coalesce(per_customer.total_annual_interest_amount, 0) as decimal(38, 2))
             as total_annual_interest_amount
 
-    from customers
-    left join account_counts
-        on customers.customer_id = account_counts.customer_id
-    left join savings_totals
-        on customers.customer_id = savings_totals.customer_id
+    from customers_to_profile
+    left join per_customer
+        on customers_to_profile.customer_id = per_customer.customer_id
 
 ),
 

@@ -211,11 +211,13 @@ delivered_customer_ids as (
 
     select distinct customer_id
     from validated_customers
+    {% if is_incremental() %}
     where
         customer_id is not null
-        {%- if is_incremental() %}
         and customer_id in (select present.customer_id from present_records as present)
-        {%- endif %}
+    {% else %}
+    where customer_id is not null
+    {% endif %}
 
 ),
 
@@ -223,11 +225,13 @@ passed_customer_ids as (
 
     select customer_id
     from validated_customers
+    {% if is_incremental() %}
     where
         quarantine_reason is null
-        {%- if is_incremental() %}
         and customer_id in (select present.customer_id from present_records as present)
-        {%- endif %}
+    {% else %}
+    where quarantine_reason is null
+    {% endif %}
 
 ),
 
