@@ -122,6 +122,17 @@ def write_delivery(folder: Path, customers: str | bytes, accounts: str | bytes) 
     return folder
 
 
+def project_files() -> list[str]:
+    """Every file of the project as git sees it: tracked, or new and not ignored."""
+    return subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+
+
 def copy_sample(folder: Path) -> Path:
     shutil.copytree(SAMPLE_DIR, folder, ignore=shutil.ignore_patterns("*.md"))
     return folder

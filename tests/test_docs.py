@@ -27,10 +27,10 @@ The documents are README.md and every docs/*.md. The rules:
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import project_files
 
 from flows import errors
 from flows.config import PROJECT_ROOT
@@ -130,13 +130,7 @@ def exit_constants() -> dict[str, int]:
 
 
 def tracked_files() -> list[str]:
-    return subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
+    return project_files()
 
 
 def top_level_entries() -> set[str]:

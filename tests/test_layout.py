@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
+
+from conftest import project_files
 
 from flows.config import PROJECT_ROOT
 
@@ -44,13 +45,7 @@ def documented_tree() -> dict[str, str]:
 
 def project_folders() -> tuple[set[str], set[str]]:
     """(every folder of the project's files, the folders that hold a file themselves)."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    files = project_files()
     folders, holding_files = set(), set()
     for path in files:
         parts = path.split("/")[:-1]
