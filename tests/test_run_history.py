@@ -119,7 +119,7 @@ def test_a_volume_drop_is_a_warning_in_the_report_and_in_slack(nights):
     assert (raised["expected_low"], raised["expected_high"], raised["blocking"]) == (23, 103, False)
     assert report["status"] == "warned"
     assert {"test": "anomaly_rows_delivered_accounts", "model": "accounts", "severity": "warn",
-            "message": raised["message"]} in report["failures"]  # fmt: skip
+            "message": raised["message"], "scope": "whole table"} in report["failures"]  # fmt: skip
     text = nights["slack"]
     assert "outputs published" in text
     dashboard = nights["output"] / "dashboard.html"
