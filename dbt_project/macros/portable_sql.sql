@@ -90,6 +90,24 @@
     {{ 'true' if var('full_scope', true) else 'false' }}
 {%- endmacro %}
 
+{#- The same answer for the compiler, where it is known when the model is compiled: true
+    only when this run is known to recompute every key. Such a run compares every key
+    outright instead of building a list of all of them and filtering by it (at 10M
+    accounts that list and its semi joins ran a full refresh out of memory). Unknown
+    (dbt run by hand, no LEDGERFLOW_RUN_SCOPE) is false: the SQL condition above then
+    still widens the lists to every key. -#}
+{% macro scope_is_full() -%}
+    {{ return(adapter.dispatch('scope_is_full', 'ledgerflow')()) }}
+{%- endmacro %}
+
+{% macro default__scope_is_full() -%}
+    {{ return(execute and env_var('LEDGERFLOW_RUN_SCOPE', '') == 'full') }}
+{%- endmacro %}
+
+{% macro databricks__scope_is_full() -%}
+    {{ return(true if var('full_scope', true) else false) }}
+{%- endmacro %}
+
 {#- A whole-number type wide enough for 10^17 cents x 250 rate units (2.5 x 10^19, past
     BIGINT), with exact multiplication. -#}
 {% macro exact_integer_type() -%}

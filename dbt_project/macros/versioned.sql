@@ -23,10 +23,12 @@
     become the rows of `proposed` (key + value columns: the truth for those keys now).
     A key whose open version differs from its proposal (NULL-safe), or that is on one side
     only, gets its open version closed and, if proposed, a new version opened. Keys not in
-    `affected` are left alone: the caller shows they cannot have changed. -#}
+    `affected` are left alone: the caller shows they cannot have changed. A run that
+    recomputes every key (scope_is_full()) compares every key. -#}
 {% macro versioned_changes(proposed, key, value_columns, affected=none) -%}
 
 {%- set columns = [key] + (value_columns | list) %}
+{%- set affected = none if scope_is_full() else affected %}
 
 {% if is_incremental() %}
 

@@ -24,7 +24,7 @@ accounts as (
 
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and not scope_is_full() %}
 
 changed_customers as (
 
