@@ -92,7 +92,7 @@ def available_memory_bytes(cgroup_files: tuple[Path, ...] | None = None) -> int:
 # (2.5 GB for the whole process tree at 10M accounts, Prefect's API server included)
 # wherever it runs, and DuckDB spills the rest to disk. Only a machine (or container) with
 # less than that gets 80% of what it has.
-DUCKDB_DEFAULT_MEMORY_LIMIT_MB = 1536
+DUCKDB_DEFAULT_MEMORY_LIMIT_MB = 1280
 DUCKDB_MEMORY_LIMIT = os.environ.get("LEDGERFLOW_DUCKDB_MEMORY_LIMIT") or (
     f"{min(DUCKDB_DEFAULT_MEMORY_LIMIT_MB, available_memory_bytes() * 8 // 10 // 2**20)}MB"
 )

@@ -1,8 +1,7 @@
 """Connections to the DuckDB warehouse, with the memory ceiling every run keeps to.
 
-DuckDB's buffers may grow to the ceiling (flows/config.py: by default 80% of the memory the
-process may use, the container's cgroup limit where lower); DuckDB spills to disk where it
-can.
+DuckDB's buffers may grow to the ceiling (flows/config.py: a fixed default, or 80% of the
+memory the process may use where that is less); DuckDB spills to disk where it can.
 """
 
 from __future__ import annotations
