@@ -1,9 +1,10 @@
 -- Every version of every customer_profile row. A run recomputes only the customers whose
 -- inputs changed: the customer itself, or one of its accounts (either side of an account
--- that moved between customers), or one of its account_summary rows. Counts and totals
--- come from one aggregate over the accounts and the savings rows together, and meet the
--- customers in one join: a shape that spills (with an aggregate and two joins feeding one
--- pipeline, a full refresh at 10M accounts ran out of a 1.5 GB memory ceiling).
+-- that moved between customers), or one of its account_summary rows; a --full-refresh,
+-- every customer, with no list of them to filter by. Counts and totals come from one
+-- aggregate over the accounts and the savings rows together, and meet the customers in
+-- one join: a shape that spills (with an aggregate and two joins feeding one pipeline, a
+-- full refresh at 10M accounts ran out of a 1.5 GB memory ceiling).
 -- depends_on: {{ ref('customers_snapshot') }}
 -- depends_on: {{ ref('accounts_snapshot') }}
 {{ versioned_config('customer_id') }}
