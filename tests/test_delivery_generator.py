@@ -139,6 +139,14 @@ def test_next_delivery_changes_the_requested_share(delivery, tmp_path):
     assert len(by_id_after.keys() - by_id_before.keys()) == result.accounts_added > 0
     assert len(by_id_before.keys() - by_id_after.keys()) == result.accounts_removed > 0
     assert len(after) - 1 == result.accounts
+    # Moved accounts (a random customer may be the same one, rarely).
+    moved = [
+        key
+        for key in by_id_before.keys() & by_id_after.keys()
+        if by_id_before[key][1].strip().lstrip("0") != by_id_after[key][1].strip().lstrip("0")
+    ]
+    assert 0.9 * result.accounts_moved <= len(moved) <= result.accounts_moved
+    assert result.accounts_moved > 0
 
     # Loan flags flip (a flag the contract cannot read stays as it was) ...
     loans_before = {r[0]: r[2] for r in records(delivery / "customers.csv")[1:]}
@@ -157,7 +165,12 @@ def test_next_delivery_changes_the_requested_share(delivery, tmp_path):
 
 def test_next_delivery_of_the_bundled_sample_keeps_its_header(tmp_path):
     result = generate_next_delivery(SAMPLE_DIR, tmp_path, change_rate=0.01, seed=1)
-    assert (result.accounts_changed, result.accounts_removed, result.accounts_added) == (1, 1, 1)
+    assert (
+        result.accounts_changed,
+        result.accounts_removed,
+        result.accounts_added,
+        result.accounts_moved,
+    ) == (1, 1, 1, 1)
     for name in FILES:
         assert records(tmp_path / name)[0] == records(SAMPLE_DIR / name)[0]
     assert oracle(tmp_path).account_summary

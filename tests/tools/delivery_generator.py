@@ -70,8 +70,9 @@ MIN_DIRTY_ACCOUNTS = len(ACCOUNT_SLOTS)
 # Ranks and indexes are multiplied in BIGINT; this keeps every product below 2^63.
 MAX_ROWS = 1_000_000_000
 
-# Of a change rate r: r x 0.6 of the accounts change, r x 0.2 go, r x 0.2 are added.
-CHANGED_SHARE, REMOVED_SHARE, ADDED_SHARE = 0.6, 0.2, 0.2
+# Of a change rate r: r x 0.5 of the accounts change balance or type, r x 0.2 go, r x 0.2
+# are added, r x 0.1 move to another customer.
+CHANGED_SHARE, REMOVED_SHARE, ADDED_SHARE, MOVED_SHARE = 0.5, 0.2, 0.2, 0.1
 
 # What trim removes when an existing delivery is read back (the contract's whole set).
 WHITESPACE = duckdb_characters()
@@ -112,6 +113,7 @@ class NextDelivery:
     accounts_changed: int
     accounts_removed: int
     accounts_added: int
+    accounts_moved: int  # given another customer id, drawn at random (rarely the same one)
     loan_flags_flipped: int  # chosen to flip; a flag the contract cannot read stays as it was
     seconds: float
 
@@ -217,6 +219,7 @@ def generate_next_delivery(
         changed = _share(change_rate, CHANGED_SHARE, n_accounts)
         removed = min(_share(change_rate, REMOVED_SHARE, n_accounts), n_accounts - changed)
         added = _share(change_rate, ADDED_SHARE, max(n_accounts, 1)) if n_customers else 0
+        moved = min(_share(change_rate, MOVED_SHARE, n_accounts), n_accounts - changed - removed)
 
         _copy(
             con,
@@ -226,7 +229,12 @@ def generate_next_delivery(
         _copy(
             con,
             _change_accounts_sql(
-                accounts_in, _Permutation.for_size(n_accounts, rng), changed, removed
+                accounts_in,
+                _Permutation.for_size(n_accounts, rng),
+                changed,
+                removed,
+                moved,
+                n_customers,
             ),
             out_dir / ACCOUNTS_FILE,
         )
@@ -251,6 +259,7 @@ def generate_next_delivery(
         accounts_changed=changed,
         accounts_removed=removed,
         accounts_added=added,
+        accounts_moved=moved,
         loan_flags_flipped=flipped,
         seconds=time.perf_counter() - started,
     )
@@ -569,10 +578,16 @@ def _flip_expression(loan: str, answer: str, perm: _Permutation, flipped: int) -
 
 
 def _change_accounts_sql(
-    accounts: _CsvInput, perm: _Permutation, changed: int, removed: int
+    accounts: _CsvInput,
+    perm: _Permutation,
+    changed: int,
+    removed: int,
+    moved: int,
+    n_customers: int,
 ) -> str:
     balance = accounts.column("Balance")
     kind = accounts.column("AccountType")
+    customer = accounts.column("CustomerID")
     rank = perm.rank("_n - 1")
     # Seven in ten changes move the balance, the rest switch savings and checking.
     new_balance = f"""
@@ -583,17 +598,22 @@ def _change_accounts_sql(
         case when {rank} < {changed} and unit(_n, 70) >= 0.7 then account_type_text(
             lower(trim({kind}, {WHITESPACE})) <> 'savings', _n, 75) else {kind} end
     """
+    # Generated customer ids are 1 … n_customers.
+    first_moved = changed + removed
+    new_customer = f"""
+        case when {rank} >= {first_moved} and {rank} < {first_moved + moved}
+            then id_text(1 + h(_n, 76) % {max(n_customers, 1)}, _n, 77) else {customer} end
+    """
+    replaced = {balance: new_balance, kind: new_type, customer: new_customer}
     outputs = ", ".join(
-        f"{new_balance} as {balance}"
-        if _identifier(name) == balance
-        else f"{new_type} as {kind}"
-        if _identifier(name) == kind
+        f"{replaced[_identifier(name)]} as {_identifier(name)}"
+        if _identifier(name) in replaced
         else _identifier(name)
         for name in accounts.header
     )
     return f"""
         select {outputs} from {accounts.scan()}
-        where not ({rank} >= {changed} and {rank} < {changed + removed})
+        where not ({rank} >= {changed} and {rank} < {first_moved})
     """
 
 

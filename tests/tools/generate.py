@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--change-rate",
         type=float,
-        help="with --from: share of accounts changed (balance or type), removed or added, "
-        "and of customers whose loan flag flips",
+        help="with --from: share of accounts changed (balance or type), removed, added or "
+        "moved to another customer, and of customers whose loan flag flips",
     )
     generate.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     return generate
@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"wrote {out}: {result.customers:,} customers ({result.loan_flags_flipped:,} "
                 f"loan flags flipped), {result.accounts:,} accounts "
                 f"({result.accounts_changed:,} changed, {result.accounts_removed:,} removed, "
-                f"{result.accounts_added:,} added) in {result.seconds:.1f} s"
+                f"{result.accounts_added:,} added, {result.accounts_moved:,} moved) "
+                f"in {result.seconds:.1f} s"
             )
             return 0
         if args.customers is None or args.change_rate is not None:
