@@ -70,15 +70,27 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- True when this run recomputes every key (`ledgerflow run --full-refresh`), false when
-    it recomputes only the keys whose inputs changed: a SQL condition, read at run time from
-    the same run context. Databricks recomputes everything unless told otherwise. -#}
-{% macro full_scope() -%}
-    {{ return(adapter.dispatch('full_scope', 'ledgerflow')()) }}
+{#- The run's scope where it is known when a model compiles: 'full' when this run
+    recomputes every key (`ledgerflow run --full-refresh`), 'changes' when only the keys
+    whose inputs changed; '' when unknown (dbt run by hand, no LEDGERFLOW_RUN_SCOPE), read
+    only at execution so that partial parsing holds. Databricks recomputes everything
+    unless told otherwise. -#}
+{% macro known_run_scope() -%}
+    {{ return(adapter.dispatch('known_run_scope', 'ledgerflow')()) }}
 {%- endmacro %}
 
-{% macro default__full_scope() -%}
-    {%- set scope = env_var('LEDGERFLOW_RUN_SCOPE', '') if execute else '' -%}
+{% macro default__known_run_scope() -%}
+    {{ return(env_var('LEDGERFLOW_RUN_SCOPE', '') if execute else '') }}
+{%- endmacro %}
+
+{% macro databricks__known_run_scope() -%}
+    {{ return('full' if var('full_scope', true) else 'changes') }}
+{%- endmacro %}
+
+{#- Whether this run recomputes every key, as a SQL condition: a literal where the scope
+    is known, else read at run time from the run context. -#}
+{% macro full_scope() -%}
+    {%- set scope = known_run_scope() -%}
     {%- if scope -%}
         {{ 'true' if scope == 'full' else 'false' }}
     {%- else -%}
@@ -86,26 +98,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro databricks__full_scope() -%}
-    {{ 'true' if var('full_scope', true) else 'false' }}
-{%- endmacro %}
-
-{#- The same answer for the compiler, where it is known when the model is compiled: true
-    only when this run is known to recompute every key. Such a run compares every key
-    outright instead of building a list of all of them and filtering by it (at 10M
-    accounts that list and its semi joins ran a full refresh out of memory). Unknown
-    (dbt run by hand, no LEDGERFLOW_RUN_SCOPE) is false: the SQL condition above then
-    still widens the lists to every key. -#}
+{#- The same for the compiler: true only when this run is known to recompute every key.
+    Such a run compares every key outright instead of building a list of all of them and
+    filtering by it (at 10M accounts that list and its semi joins ran a full refresh out
+    of memory). Unknown is false: full_scope() then still widens the lists to every key. -#}
 {% macro scope_is_full() -%}
-    {{ return(adapter.dispatch('scope_is_full', 'ledgerflow')()) }}
-{%- endmacro %}
-
-{% macro default__scope_is_full() -%}
-    {{ return(execute and env_var('LEDGERFLOW_RUN_SCOPE', '') == 'full') }}
-{%- endmacro %}
-
-{% macro databricks__scope_is_full() -%}
-    {{ return(true if var('full_scope', true) else false) }}
+    {{ return(known_run_scope() == 'full') }}
 {%- endmacro %}
 
 {#- A whole-number type wide enough for 10^17 cents x 250 rate units (2.5 x 10^19, past
