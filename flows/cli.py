@@ -155,7 +155,12 @@ def show_status(warehouse: Path) -> int:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     # Imported here: Prefect and dbt take seconds to import, --help should not.
+    from flows.config import DEFAULT_WAREHOUSE
     from flows.errors import LedgerflowError
+    from flows.runtime.dbt_parse import start_parsing
+
+    # dbt imported and the project parsed while Prefect imports and its API server starts.
+    start_parsing(Path(args.warehouse or DEFAULT_WAREHOUSE))
     from flows.pipeline import account_summary_pipeline
 
     try:

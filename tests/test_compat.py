@@ -14,6 +14,8 @@ from conftest import run_dbt
 
 from flows.config import DBT_PROJECT_DIR
 from flows.runtime import compat
+from flows.runtime.dbt_parse import parse_target, parsed_manifest
+from flows.steps.dbt_layers import target_path
 
 
 def test_the_installed_versions_are_the_supported_ones():
@@ -47,6 +49,8 @@ def test_each_python_patch_checks_the_version_before_patching(monkeypatch):
     monkeypatch.setattr(compat, "version", lambda name: "0.1.0")
     with pytest.raises(compat.UnsupportedVersion):
         compat.share_prefect_state_across_dbt_node_threads.__wrapped__()
+    with pytest.raises(compat.UnsupportedVersion):
+        compat.pass_parsed_manifest_through_prefect_dbt.__wrapped__()
 
 
 def dbt(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -76,3 +80,24 @@ def test_every_dbt_override_calls_the_guard():
         if name != "assert_supported_dbt_version":
             body = macro.split("-%}", 1)[1]
             assert body.lstrip().startswith("{%- do assert_supported_dbt_version("), name
+
+
+def test_a_run_parses_the_project_once_for_every_layer(sample_run):
+    """Every layer ran on the manifest parsed beforehand: dbt wrote its run results in the
+    run's target folder but never parsed there (a parse leaves partial_parse.msgpack)."""
+    run_target = target_path(sample_run.warehouse)
+    assert (run_target / "run_results.json").is_file()
+    assert not (run_target / "partial_parse.msgpack").exists()
+    assert (parse_target(sample_run.warehouse) / "partial_parse.msgpack").is_file()
+
+
+def test_the_parse_does_not_depend_on_the_warehouse_folder(tmp_path):
+    """Warehouses named alike share one parse, whatever their folder (dbt hashes the
+    profile's path into its partial-parse check: the parse sees a stand-in)."""
+    first = parsed_manifest(tmp_path / "one" / "warehouse.duckdb")
+    again = parsed_manifest(tmp_path / "two" / "warehouse.duckdb")
+    assert again is first
+    other = parsed_manifest(tmp_path / "one" / "nightly.duckdb")
+    node = other.nodes["model.ledgerflow.account_summary"]
+    assert node.database == "nightly"
+    assert first.nodes["model.ledgerflow.account_summary"].database == "warehouse"

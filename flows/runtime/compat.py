@@ -20,6 +20,11 @@ written for); the upgrade must re-check the patch and widen the range.
   Neither a StaticPool nor `pool_reset_on_return=None` helps: the rows are read after the
   `with` block that returned the connection (tried with GX 1.24.1).
 
+- prefect-dbt's runner builds a `dbtRunner` without the manifest it holds, so every
+  invocation parses the project again (0.2-5 s each, see flows/runtime/dbt_parse.py). The
+  runner's module gets a `dbtRunner` that takes the manifest set for the invocation at hand
+  (`reusing_manifest`), as dbt's own `dbtRunner(manifest=…)` allows.
+
 - dbt-duckdb keeps its in-process DuckDB connection in a class attribute for the life of
   the process, and with it DuckDB's lock on the warehouse file; nothing public closes it
   (`close_all_connections` only drops the reference). A run closes it before it lets go
@@ -33,7 +38,9 @@ from __future__ import annotations
 import functools
 import ssl
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib.metadata import version
 from typing import Any
 
@@ -95,6 +102,40 @@ def share_prefect_state_across_dbt_node_threads() -> None:
     )
     prefect_dbt.core.runner.serialize_context = serialize_context_sharing_settings
     prefect.client.orchestration.ssl = shared_ssl
+
+
+# The parsed manifest for the dbt invocation under way in this context, if any.
+_INVOCATION_MANIFEST: ContextVar[Any] = ContextVar("ledgerflow_dbt_manifest", default=None)
+
+
+@contextmanager
+def reusing_manifest(manifest: Any) -> Iterator[None]:
+    """prefect-dbt invocations in this block run on `manifest` instead of parsing."""
+    pass_parsed_manifest_through_prefect_dbt()
+    token = _INVOCATION_MANIFEST.set(manifest)
+    try:
+        yield
+    finally:
+        _INVOCATION_MANIFEST.reset(token)
+
+
+@functools.cache
+def pass_parsed_manifest_through_prefect_dbt() -> None:
+    """prefect-dbt's runner hands dbt the manifest set by `reusing_manifest`.
+
+    Idempotent."""
+    require_versions(PREFECT_VERSIONS)
+    import prefect_dbt.core.runner
+    from dbt.cli.main import dbtRunner
+
+    if prefect_dbt.core.runner.dbtRunner is not dbtRunner:
+        raise UnsupportedVersion("prefect-dbt no longer builds dbt.cli.main.dbtRunner itself")
+
+    class DbtRunnerOnParsedManifest(dbtRunner):
+        def __init__(self, manifest: Any = None, callbacks: Any = None) -> None:
+            super().__init__(manifest or _INVOCATION_MANIFEST.get(), callbacks)
+
+    prefect_dbt.core.runner.dbtRunner = DbtRunnerOnParsedManifest
 
 
 @functools.cache

@@ -11,9 +11,9 @@ from flows.quality.dashboard import DASHBOARD_NAME, RUNS_SHOWN, Tonight, render_
 from flows.quality.history import recent_history
 from flows.quality.report import QualityAudit
 from flows.runtime import wap
+from flows.runtime.dbt_parse import parsed_manifest_file
 from flows.runtime.warehouse import connect
 from flows.steps.audit import LAYER_RELATIONS
-from flows.steps.dbt_layers import target_path
 from flows.steps.publish import FAILED_DIR_NAME, PUBLISHED_DATA_FILES
 
 
@@ -37,7 +37,5 @@ def write_dashboard(warehouse: Path, output_dir: Path, audit: QualityAudit) -> P
     folder = output_dir if audit.published else output_dir / FAILED_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / DASHBOARD_NAME
-    wap.write_durably(
-        path, render_dashboard(history, tonight, target_path(warehouse) / "manifest.json")
-    )
+    wap.write_durably(path, render_dashboard(history, tonight, parsed_manifest_file(warehouse)))
     return path

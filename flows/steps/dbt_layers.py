@@ -26,8 +26,10 @@ from flows.errors import LayerFailed
 from flows.quality.checks import CHANGE_SET, FIXTURES, WHOLE_TABLE, CheckResult
 from flows.runtime.compat import (
     close_dbt_duckdb_connection,
+    reusing_manifest,
     share_prefect_state_across_dbt_node_threads,
 )
+from flows.runtime.dbt_parse import DBT_INVOCATION_LOCK, parsed_manifest, start_parsing
 from flows.runtime.warehouse import connect
 
 # The run's timestamp and scope, for the models (macros run_timestamp() and full_scope()).
@@ -83,6 +85,7 @@ class DbtProject:
         self.project_dir = project_dir
         self.target_path = target_path(warehouse, project_dir)
         self._runner: PrefectDbtRunner | None = None
+        start_parsing(warehouse, project_dir)
 
     @classmethod
     @contextmanager
@@ -183,34 +186,40 @@ class DbtProject:
         )
 
     def _invoke(self, args: list[str]) -> Any:
-        self._write_run_context()
-        # profiles.yml reads the warehouse path from the environment: dbt has no other way in.
-        os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
-        os.environ["LEDGERFLOW_DUCKDB_MEMORY_LIMIT"] = DUCKDB_MEMORY_LIMIT
-        # The run's timestamp and scope as literals in the executed SQL (macros
-        # run_timestamp() and full_scope(), which read them only at execution).
-        os.environ["LEDGERFLOW_RUN_AT"] = self.run_at.isoformat(sep=" ")
-        os.environ["LEDGERFLOW_RUN_SCOPE"] = self._scope
-        # Checks read tonight's change set, or whole tables (macros/change_sets.sql).
-        os.environ["LEDGERFLOW_CHECK_SCOPE"] = (
-            WHOLE_TABLE if self.check_whole_tables else CHANGE_SET
-        )
-        if self._runner is None:
-            # Imported here, not with the module: dbt and prefect-dbt take ~4 s to import, and
-            # a run that finds its delivery unchanged never needs them.
-            from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
-
-            share_prefect_state_across_dbt_node_threads()
-            settings = PrefectDbtSettings(
-                project_dir=self.project_dir,
-                profiles_dir=self.project_dir,
-                target_path=self.target_path,
+        # Parsed once per process, often while Prefect's server started
+        # (flows/runtime/dbt_parse.py); waited for before taking dbt's invocation lock,
+        # which the parse holds.
+        manifest = parsed_manifest(self.warehouse, self.project_dir)
+        with DBT_INVOCATION_LOCK:
+            self._write_run_context()
+            # profiles.yml reads the warehouse path from the environment: dbt has no other
+            # way in.
+            os.environ["LEDGERFLOW_WAREHOUSE"] = str(self.warehouse)
+            os.environ["LEDGERFLOW_DUCKDB_MEMORY_LIMIT"] = DUCKDB_MEMORY_LIMIT
+            # The run's timestamp and scope as literals in the executed SQL (macros
+            # run_timestamp() and full_scope(), which read them only at execution).
+            os.environ["LEDGERFLOW_RUN_AT"] = self.run_at.isoformat(sep=" ")
+            os.environ["LEDGERFLOW_RUN_SCOPE"] = self._scope
+            # Checks read tonight's change set, or whole tables (macros/change_sets.sql).
+            os.environ["LEDGERFLOW_CHECK_SCOPE"] = (
+                WHOLE_TABLE if self.check_whole_tables else CHANGE_SET
             )
-            # raise_on_failure=False: the layer decides what failed, from run results, so
-            # the error can name it.
-            # One runner for the whole run: it parses manifest.json once, not per layer.
-            self._runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
-        return self._runner.invoke(args)
+            if self._runner is None:
+                from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+                share_prefect_state_across_dbt_node_threads()
+                settings = PrefectDbtSettings(
+                    project_dir=self.project_dir,
+                    profiles_dir=self.project_dir,
+                    target_path=self.target_path,
+                )
+                # raise_on_failure=False: the layer decides what failed, from run results,
+                # so the error can name it.
+                self._runner = PrefectDbtRunner(
+                    settings=settings, raise_on_failure=False, manifest=manifest
+                )
+            with reusing_manifest(manifest):
+                return self._runner.invoke(args)
 
     @property
     def _scope(self) -> str:
