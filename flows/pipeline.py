@@ -18,8 +18,10 @@
       -> dashboard                  dashboard.html from that history, beside the report
       -> Slack                      the quality summary, whatever the outcome
 
-A delivery whose content, code and published files are exactly those of the last publish
-skips from freshness to the report, its other checks carried over.
+Each step but source freshness carries Prefect's cache policy: a delivery whose content,
+code and published files are exactly those of the last publish is the empty change set,
+and its run finds every step's result in Prefect's cache (Cached in the UI), measures
+freshness again and writes only its report (flows/steps/step_cache.py).
 
 The flow only orders the steps; each step is a task next to its work in flows/steps/, and
 each dbt layer a subflow of its own, its dbt nodes tasks inside it.
@@ -34,8 +36,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
@@ -58,7 +61,7 @@ from flows.quality.report import QualityAudit, console_summary
 from flows.runtime.run_lock import exclusive_run
 from flows.steps.audit import count_quarantine, count_rows
 from flows.steps.dashboard import write_dashboard
-from flows.steps.dbt_layers import DbtProject
+from flows.steps.dbt_layers import LAYER_STEPS, DbtProject
 from flows.steps.expectations import validate_expectations
 from flows.steps.freshness import check_source_freshness
 from flows.steps.ingest import ingest_delivery
@@ -69,12 +72,11 @@ from flows.steps.publish import (
     write_failed_report,
 )
 from flows.steps.start import start_run, undo_unpublished_run
-from flows.steps.unchanged_delivery import (
-    PublishedRun,
-    check_unchanged_delivery,
+from flows.steps.step_cache import (
     code_changed_since_last_publish,
     content_sha256,
-    remember_published_run,
+    remember_published_state,
+    scan_delivery,
 )
 
 
@@ -130,21 +132,33 @@ def account_summary_pipeline(
 
 def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) -> list[Path]:
     """The pipeline's steps in order, up to the publish; returns the published files."""
-    with audit.step("check_unchanged"):
-        input_scans, previous = check_unchanged_delivery(
+    with audit.step("scan"):
+        input_scans, key = scan_delivery(
             settings.input_dir,
             settings.output_dir,
             settings.warehouse,
             settings.select,
             settings.full_refresh or settings.full_check,
+            audit.run_id,
         )
-    if previous is not None:
-        return republish_unchanged_delivery(settings, audit, previous)
+    if key.same_as_run is not None:
+        get_run_logger().info(
+            "delivery, code and published files unchanged since run %s: its steps' results "
+            "are reused (Cached), source freshness is measured again",
+            key.same_as_run,
+        )
+        audit.reuse_results_of(key.same_as_run)
 
     if "source" in settings.select:
         with audit.step("ingest"):
-            for loaded in ingest_delivery(
-                settings.input_dir, settings.warehouse, audit.run_at, input_scans
+            for loaded in run_step(
+                audit,
+                ingest_delivery,
+                settings.input_dir,
+                settings.warehouse,
+                audit.run_at,
+                input_scans,
+                cache_key=key.key,
             ):
                 audit.record_ingested(loaded)
             if input_scans is not None:
@@ -155,63 +169,60 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
 
     for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
         with audit.step(layer):
-            audit.record_layer(dbt.build_layer_as_subflow(layer))
+            audit.record_layer(run_step(audit, LAYER_STEPS[layer], dbt, layer, cache_key=key.key))
             if layer == "staging":
-                for table, counted in count_quarantine(settings.warehouse).items():
+                quarantine = run_step(
+                    audit, count_quarantine, settings.warehouse, cache_key=key.key
+                )
+                for table, counted in quarantine.items():
                     audit.record_quarantine(table, counted.rows_in, counted.by_reason)
                     audit.quarantine_keys[table] = counted.keys_by_reason
             stop_if_blocked(audit, layer)
 
     with audit.step("expectations"):
-        audit.add_checks(validate_expectations(settings.warehouse))
+        audit.add_checks(
+            run_step(audit, validate_expectations, settings.warehouse, cache_key=key.key)
+        )
 
     with audit.step("audit"):
-        for table, counts in count_rows(settings.warehouse).items():
+        row_counts = run_step(audit, count_rows, settings.warehouse, cache_key=key.key)
+        for table, counts in row_counts.items():
             audit.record_rows(table, **counts)
         audit.key_columns = key_column_profile(audit.quarantine, audit.checks)
-        if audit.delivered_columns:  # tonight's delivery against the run history
+        if audit.processed_delivery:  # tonight's delivery against the run history
             audit.record_anomaly_scan(scan_run(settings.warehouse, audit))
         stop_if_blocked(audit, "audit")
 
     with audit.step("publish"):
-        published = publish_outputs(
-            settings.warehouse, settings.output_dir, audit.run_id, audit.run_at, audit.report()
+        published = run_step(
+            audit,
+            publish_outputs,
+            settings.warehouse,
+            settings.output_dir,
+            audit.run_id,
+            audit.run_at,
+            audit.report(),
+            cache_key=key.key,
         )
         audit.published = True
-        if input_scans is not None:
-            remember_published_run(
+        if key.key is not None and publish_outputs.name not in audit.cached_steps:
+            remember_published_state(
                 settings.warehouse,
                 audit.run_id,
                 settings.output_dir,
                 content_sha256(input_scans),
-                audit.checks,
-                audit.report(),
-                audit.key_columns,
+                key.key,
             )
     return published
 
 
-def republish_unchanged_delivery(
-    settings: PipelineSettings, audit: QualityAudit, previous: PublishedRun
-) -> list[Path]:
-    """The delivery, the code and the published files are those of an earlier publish, so
-    its data files stay and only the report is new: freshness, the one check that depends
-    on the clock, is measured again; every other check is carried over."""
-    get_run_logger().info(
-        "delivery unchanged since run %s, and so are the code and the published files: "
-        "re-checking source freshness and carrying over the other %s checks",
-        previous.run_id,
-        len(previous.checks),
-    )
-    audit.carry_over(previous.run_id, previous.rows, previous.quarantine, previous.key_columns)
-    with audit.step("source_freshness"):
-        audit.add_checks(check_source_freshness(settings.warehouse))
-        stop_if_blocked(audit, "source_freshness")
-    audit.add_checks(previous.carried_checks())
-    with audit.step("publish"):
-        report_path = replace_published_report(settings.output_dir, audit.report())
-        audit.published = True
-    return [settings.output_dir / name for name in PUBLISHED_DATA_FILES] + [report_path]
+def run_step(audit: QualityAudit, step: Task, *args: Any, **kwargs: Any) -> Any:
+    """Run one of the run's tasks and return its result; the audit notes a step whose
+    result came from Prefect's cache (flows/steps/step_cache.py)."""
+    state = step(*args, return_state=True, **kwargs)
+    if state.name == "Cached":
+        audit.cached_steps.append(step.name)
+    return state.result()
 
 
 def check_whole_tables(settings: PipelineSettings) -> bool:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+from uuid import UUID
 
 import duckdb
 import pytest
@@ -15,6 +16,7 @@ from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample
 from contract_oracle import expected_outputs
 
 from flows.cli import main
+from flows.config import LAYERS
 
 PUBLISHED = [*CONTRACT_DATA_FILES, "quality_report.json"]
 
@@ -83,8 +85,23 @@ def stat_of(folder):
     return {name: (folder / name).stat().st_mtime_ns for name in CONTRACT_DATA_FILES}
 
 
+# Every step of a run but freshness and the export, in order, as Prefect names its task.
+CACHED_STEPS = [
+    "ingest-delivery",
+    "build-staging",
+    "count-quarantine",
+    "build-snapshots",
+    "build-intermediate",
+    "build-marts",
+    "validate-expectations",
+    "count-rows",
+    "publish-outputs",
+]
+
+
 def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(published, tmp_path):
-    """The same bytes from another folder: no dbt layer runs, the data files are not even
+    """The same bytes from another folder: every step's result comes from Prefect's cache
+    (Cached, read through the API), no dbt layer runs, the data files are not even
     rewritten, the report is this run's with every check counted."""
     output = published["output"]
     first = json.loads((output / "quality_report.json").read_text())
@@ -94,14 +111,12 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
 
     report = json.loads((output / "quality_report.json").read_text())
     assert report["run_id"] != first["run_id"]
-    assert report["metrics"]["unchanged_delivery"] == {"checks_carried_from_run": first["run_id"]}
-    assert set(report["metrics"]["duration_seconds"]) == {
-        "start",
-        "check_unchanged",
-        "source_freshness",
-        "publish",
-        "export",
-    }
+    assert report["metrics"]["cached"] == {"results_of_run": first["run_id"], "steps": CACHED_STEPS}
+    states = task_run_states(report["run_id"])
+    assert {name: states[name] for name in CACHED_STEPS} == dict.fromkeys(CACHED_STEPS, "Cached")
+    assert states["source-freshness"] == "Completed"
+    # No dbt node ran: a layer's nodes are tasks of its subflow, and none was created.
+    assert not [name for name in states if name.startswith(("model ", "test ", "snapshot "))]
     for key in ("status", "summary", "failures", "quarantine"):
         assert report[key] == first[key], key
     assert report["metrics"]["rows"] == first["metrics"]["rows"]
@@ -110,14 +125,43 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
     assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}
 
 
-def test_only_the_same_code_and_settings_reuse_a_publish(published, monkeypatch):
-    from flows.steps import unchanged_delivery
+def task_run_states(flow_run_id: str) -> dict[str, str]:
+    """The state of each task run of a flow run and of its layers' subflows, by task name."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentTaskRunId,
+    )
 
-    hashes = unchanged_delivery.content_sha256(unchanged_delivery.delivery_scans(SAMPLE_DIR))
-    args = (published["warehouse"], published["output"], hashes)
-    assert unchanged_delivery.find_reusable_publish(*args) is not None
-    monkeypatch.setattr(unchanged_delivery, "QUARANTINE_WARN_RATE", 0.06)
-    assert unchanged_delivery.find_reusable_publish(*args) is None
+    def runs_of(flow_runs: list) -> list:
+        if not flow_runs:
+            return []
+        flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=flow_runs))
+        return client.read_task_runs(flow_run_filter=flow_filter, limit=200)
+
+    with get_client(sync_client=True) as client:
+        steps = runs_of([UUID(flow_run_id)])
+        parents = FlowRunFilterParentTaskRunId(any_=[run.id for run in steps])
+        layers = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_task_run_id=parents), limit=200
+        )
+        nodes = runs_of([layer.id for layer in layers])
+    return {run.name.rsplit("-", 1)[0]: run.state.name for run in [*steps, *nodes]}
+
+
+def test_only_the_same_code_and_settings_reuse_a_publish(published, monkeypatch):
+    from flows.steps import step_cache
+
+    def reused_run() -> str | None:
+        _, key = step_cache.scan_delivery.fn(
+            SAMPLE_DIR, published["output"], published["warehouse"], LAYERS, False, "another"
+        )
+        return key.same_as_run
+
+    assert reused_run() is not None
+    monkeypatch.setattr(step_cache, "QUARANTINE_WARN_RATE", 0.06)
+    assert reused_run() is None
 
 
 def test_an_unchanged_delivery_still_goes_stale(published, tmp_path, capsys):
@@ -151,7 +195,7 @@ def test_a_published_file_touched_since_means_a_full_run(published, tmp_path):
     assert run_cli(copy_sample(tmp_path / "same-touched"), published) == 0
 
     report = json.loads((output / "quality_report.json").read_text())
-    assert "unchanged_delivery" not in report["metrics"]
+    assert "cached" not in report["metrics"]
     assert "staging" in report["metrics"]["duration_seconds"]
     after = fingerprint(output)
     assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}

@@ -59,7 +59,7 @@ class RunRecord:
     run_at: datetime  # the run's stamp (naive UTC), the order of the history
     outcome: str  # passed, warned or failed
     published: bool
-    processed_delivery: bool  # False for a re-run of an unchanged delivery (checks carried)
+    processed_delivery: bool  # False for a re-run of an unchanged delivery (results reused)
     stopped_at: str | None = None
     error: str | None = None
     deployment: str | None = None
@@ -112,7 +112,7 @@ def record_audited_run(warehouse: Path, audit: QualityAudit, deployment: str | N
         run_at=audit.run_at,
         outcome=audit.status(),
         published=audit.published,
-        processed_delivery=bool(audit.delivered_columns),
+        processed_delivery=audit.processed_delivery,
         stopped_at=audit.stopped_at,
         error=audit.error,
         deployment=deployment,

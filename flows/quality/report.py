@@ -59,7 +59,9 @@ class QualityAudit:
         self.stopped_at: str | None = None
         self.error: str | None = None
         self.exports: dict[str, dict] = {}
-        self.checks_carried_from: str | None = None
+        # The run whose step results this one reuses (the same delivery, code and files).
+        self.results_reused_from: str | None = None
+        self.cached_steps: list[str] = []
         self.published = False  # the output folder holds this run's files
         # What the run history and the anomaly scan read (flows/quality/history.py).
         self.change_set: dict[str, int] = {}  # records added plus records gone, per file
@@ -124,18 +126,15 @@ class QualityAudit:
             ]
         )
 
-    def carry_over(
-        self,
-        run_id: str,
-        rows: dict[str, dict[str, int]],
-        quarantine: dict[str, dict[str, int]],
-        key_columns: dict[str, dict[str, int]],
-    ) -> None:
-        """What an earlier run measured on the same delivery with the same code."""
-        self.checks_carried_from = run_id
-        self.rows = {table: dict(counts) for table, counts in rows.items()}
-        self.quarantine = {table: dict(reasons) for table, reasons in quarantine.items()}
-        self.key_columns = key_columns
+    def reuse_results_of(self, run_id: str) -> None:
+        """This run's delivery is one the warehouse already holds: its steps' results are
+        those of `run_id` (flows/steps/step_cache.py)."""
+        self.results_reused_from = run_id
+
+    @property
+    def processed_delivery(self) -> bool:
+        """Whether this run measured a delivery of its own (not one it reuses results of)."""
+        return bool(self.delivered_columns) and self.results_reused_from is None
 
     def record_ingested(self, file: IngestedDelivery) -> None:
         self.record_rows(file.table, delivered=file.rows)
@@ -214,9 +213,12 @@ class QualityAudit:
             }
         if self.exports:
             metrics["exports"] = self.exports
-        if self.checks_carried_from is not None:
-            # An unchanged delivery: only freshness was measured again (steps/unchanged_delivery.py).
-            metrics["unchanged_delivery"] = {"checks_carried_from_run": self.checks_carried_from}
+        if self.results_reused_from is not None or self.cached_steps:
+            # Steps whose results came from Prefect's cache (flows/steps/step_cache.py).
+            metrics["cached"] = {
+                "results_of_run": self.results_reused_from,
+                "steps": list(self.cached_steps),
+            }
         if self.anomaly_scan is not None:
             metrics["anomalies"] = self.anomaly_scan.section()
         return {

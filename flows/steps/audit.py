@@ -13,6 +13,7 @@ import duckdb
 from prefect import task
 
 from flows.contract import DELIVERY_FILES
+from flows.runtime.step_cache_policy import STEP_CACHE
 from flows.runtime.text import plain_text
 from flows.runtime.warehouse import connect
 
@@ -46,8 +47,8 @@ class QuarantineCount:
     keys_by_reason: dict[str, list[str]]
 
 
-@task(name="count-quarantine")
-def count_quarantine(warehouse: Path) -> dict[str, QuarantineCount]:
+@task(name="count-quarantine", cache_policy=STEP_CACHE)
+def count_quarantine(warehouse: Path, cache_key: str | None = None) -> dict[str, QuarantineCount]:
     """Per delivery table: rows delivered, and quarantined rows and ids per reason."""
     counts = {}
     with connect(warehouse) as con:
@@ -70,8 +71,8 @@ def count_quarantine(warehouse: Path) -> dict[str, QuarantineCount]:
     return counts
 
 
-@task(name="count-rows")
-def count_rows(warehouse: Path) -> dict[str, dict[str, int]]:
+@task(name="count-rows", cache_policy=STEP_CACHE)
+def count_rows(warehouse: Path, cache_key: str | None = None) -> dict[str, dict[str, int]]:
     """Rows in each layer's main relation, for the metrics."""
     with connect(warehouse) as con:
         existing = _existing_relations(con)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-from prefect import flow
+from prefect import flow, task
 
 from flows.config import DBT_LAYERS, DBT_PROJECT_DIR, DUCKDB_MEMORY_LIMIT, PipelineSettings
 from flows.errors import LayerFailed
@@ -30,6 +30,7 @@ from flows.runtime.compat import (
     share_prefect_state_across_dbt_node_threads,
 )
 from flows.runtime.dbt_parse import DBT_INVOCATION_LOCK, parsed_manifest, start_parsing
+from flows.runtime.step_cache_policy import STEP_CACHE
 from flows.runtime.warehouse import connect
 
 # The run's timestamp and scope, for the models (macros run_timestamp() and full_scope()).
@@ -236,6 +237,17 @@ class DbtProject:
                 "select cast(? as timestamp) as run_at, ? as scope",
                 [self.run_at, self._scope],
             )
+
+
+def _build_layer(project: DbtProject, layer: str, cache_key: str | None = None) -> LayerResult:
+    return project.build_layer_as_subflow(layer)
+
+
+# One task per layer, named for it: the cache key is the task's name and the run's key.
+LAYER_STEPS = {
+    layer: task(name=f"build-{layer}", cache_policy=STEP_CACHE)(_build_layer)
+    for layer in DBT_LAYERS
+}
 
 
 def _check_scope(result: Any) -> str:

@@ -50,6 +50,7 @@ from prefect import task
 from flows.config import PROJECT_ROOT
 from flows.quality.checks import CheckResult
 from flows.runtime.compat import keep_one_duckdb_connection_in_great_expectations
+from flows.runtime.step_cache_policy import STEP_CACHE
 from flows.runtime.warehouse import connect as connect_warehouse
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
@@ -130,9 +131,9 @@ def load_suites(suites_dir: Path = EXPECTATIONS_DIR) -> dict[str, dict[str, Any]
     return {name: suites[name] for name in RELATIONS if name in suites}
 
 
-@task(name="validate-expectations")
+@task(name="validate-expectations", cache_policy=STEP_CACHE)
 def validate_expectations(
-    warehouse: Path, suites_dir: Path = EXPECTATIONS_DIR
+    warehouse: Path, suites_dir: Path = EXPECTATIONS_DIR, cache_key: str | None = None
 ) -> list[CheckResult]:
     """Validate every suite in `suites_dir` against the warehouse, as SQL in DuckDB: one
     result per expectation."""

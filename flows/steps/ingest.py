@@ -46,6 +46,7 @@ from flows.contract import DELIVERY_FILES
 from flows.errors import InputError
 from flows.runtime import wap
 from flows.runtime.log import step_logger
+from flows.runtime.step_cache_policy import STEP_CACHE
 from flows.runtime.warehouse import connect
 from flows.steps.delivery_csv import (
     DeliveryCsv,
@@ -95,12 +96,13 @@ def lines_table(table: str) -> str:
     return f"{RAW_SCHEMA}._lines_{table}"
 
 
-@task(name="ingest-delivery")
+@task(name="ingest-delivery", cache_policy=STEP_CACHE)
 def ingest_delivery(
     input_dir: Path,
     warehouse: Path,
     run_at: datetime,
     known_scans: dict[str, FileScan] | None = None,
+    cache_key: str | None = None,
 ) -> list[IngestedFile]:
     """Capture what the delivery's files change in the warehouse, stamped with `run_at`.
 

@@ -21,6 +21,7 @@ from prefect import task
 
 from flows.contract import DELIVERY_FILES, PUBLISHED_MARTS, mart_columns, raw_value_column
 from flows.runtime import wap
+from flows.runtime.step_cache_policy import STEP_CACHE
 from flows.runtime.warehouse import connect
 from flows.steps.ingest import lines_table
 
@@ -103,9 +104,14 @@ _COPY_OPTIONS = {
 }
 
 
-@task(name="publish-outputs")
+@task(name="publish-outputs", cache_policy=STEP_CACHE)
 def publish_outputs(
-    warehouse: Path, output_dir: Path, run_id: str, run_at: datetime, report: dict
+    warehouse: Path,
+    output_dir: Path,
+    run_id: str,
+    run_at: datetime,
+    report: dict,
+    cache_key: str | None = None,
 ) -> list[Path]:
     """Replace every published file with this run's, all together, and make the run's
     warehouse changes the ones later runs build on (flows/runtime/wap.py)."""
