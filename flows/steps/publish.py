@@ -29,15 +29,16 @@ FAILED_DIR_NAME = "failed"
 REPORT_NAME = "quality_report.json"
 
 # A CSV text cell that a spreadsheet would run as a formula gets a leading quote,
-# unless it is a plain number.
-_FORMULA_START = r"^[=+\-@\t\r]"
+# unless it is a plain number. The first character is tested first: the regex then runs
+# on the few cells that start like a formula, not on every cell.
+_FORMULA_START = "('=', '+', '-', '@', chr(9), chr(13))"
 _PLAIN_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
 _TEXT_TYPES = {"string", "text", "varchar"}
 
 
 def _csv_text(column: str, alias: str | None = None) -> str:
     return (
-        f"case when regexp_matches({column}, '{_FORMULA_START}') "
+        f"case when left({column}, 1) in {_FORMULA_START} "
         f"and not regexp_full_match({column}, '{_PLAIN_NUMBER}') "
         f"then '''' || {column} else {column} end as {alias or column}"
     )
@@ -62,11 +63,24 @@ def _parquet_column(name: str, data_type: str) -> str:
     return f"cast({name} as timestamptz) as {name}" if data_type == "timestamp" else name
 
 
+def _sorted_mart(mart: str) -> str:
+    return f"publish_sorted_{mart}"
+
+
+def _sort_mart(mart: str) -> str:
+    """The mart sorted once by its key (the byte order of the stored value), for both of
+    its files: a temporary table keeps that order for every scan without an ORDER BY
+    (DuckDB's preserve_insertion_order, on by default)."""
+    return (
+        f"create or replace temporary table {_sorted_mart(mart)} as "
+        f"select * from marts.{mart} order by {PUBLISHED_MARTS[mart]}"
+    )
+
+
 def _mart_query(mart: str, column_sql: Callable[[str, str], str]) -> str:
-    """The mart's contract columns in order, sorted by its key: the byte order of the
-    stored value (the table's column, not the escaped alias of the select)."""
+    """The mart's contract columns in order, in the order of its sorted copy."""
     columns = ", ".join(column_sql(name, kind) for name, kind in mart_columns(mart).items())
-    return f"select {columns} from marts.{mart} order by {mart}.{PUBLISHED_MARTS[mart]}"
+    return f"select {columns} from {_sorted_mart(mart)}"
 
 
 def _quarantine_query(table: str) -> str:
@@ -138,6 +152,9 @@ def write_data_files(warehouse: Path, folder: Path) -> None:
     # The flow's process may still hold dbt's connection: open with the same (default) config.
     with connect(warehouse) as con:
         con.execute("set TimeZone = 'UTC'")
+        con.execute("set preserve_insertion_order = true")
+        for mart in PUBLISHED_MARTS:
+            con.execute(_sort_mart(mart))
         for name, (file_format, query) in PUBLISHED_FILES.items():
             target = str(folder / name).replace("'", "''")
             con.execute(f"copy ({query}) to '{target}' ({_COPY_OPTIONS[file_format]})")
