@@ -61,7 +61,7 @@ from flows.quality.report import QualityAudit, console_summary
 from flows.runtime.run_lock import exclusive_run
 from flows.steps.audit import count_quarantine, count_rows
 from flows.steps.dashboard import write_dashboard
-from flows.steps.dbt_layers import LAYER_STEPS, DbtProject
+from flows.steps.dbt_layers import LAYER_STEPS, UNIT_TEST_STEPS, DbtProject
 from flows.steps.expectations import validate_expectations
 from flows.steps.freshness import check_source_freshness
 from flows.steps.ingest import ingest_delivery
@@ -170,6 +170,10 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
     for layer in (layer for layer in DBT_LAYERS if layer in settings.select):
         with audit.step(layer):
             audit.record_layer(run_step(audit, LAYER_STEPS[layer], dbt, layer, cache_key=key.key))
+            if dbt.has_unit_tests(layer):
+                audit.record_layer(
+                    run_step(audit, UNIT_TEST_STEPS[layer], dbt, layer, cache_key=key.code)
+                )
             if layer == "staging":
                 quarantine = run_step(
                     audit, count_quarantine, settings.warehouse, cache_key=key.key

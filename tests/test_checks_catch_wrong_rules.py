@@ -141,3 +141,34 @@ def test_what_dbt_says_of_a_wrong_rule_reaches_people_as_plain_text(wrong_rules)
     diff = "actual differs from expected: @@ ,"
     assert any(c.kind == "unit_test" and c.message.startswith(diff) for c in checks.values())
     assert any(diff in str(error) for error in errors)
+
+
+def test_the_runs_unit_test_step_stops_the_run_at_its_layer(tmp_path):
+    """A run tests a layer's units on their own once the layer is built (their result is
+    cached on the code alone): a wrong rule fails them there, and the error carries only
+    unit tests."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    for path, right, wrong in MUTATIONS["interest truncated, not rounded"]:
+        (project / path).write_text((project / path).read_text().replace(right, wrong))
+    warehouse = tmp_path / "warehouse.duckdb"
+    run_at = datetime.now(UTC).replace(tzinfo=None)
+    ingest_delivery.fn(SAMPLE_DIR, warehouse, run_at)
+    dbt = DbtProject(warehouse, run_at, project_dir=project)
+    try:
+        assert [layer for layer in DBT_LAYERS if dbt.has_unit_tests(layer)] == [
+            "staging",
+            "intermediate",
+        ]
+        for layer in ("staging", "snapshots", "intermediate"):
+            dbt.build_layer(layer, unit_tests=False)
+        assert {c.status for c in dbt.unit_test_layer("staging").checks} == {"pass"}
+        with pytest.raises(LayerFailed) as failed:
+            dbt.unit_test_layer("intermediate")
+    finally:
+        dbt.close()
+    checks = failed.value.result.checks
+    assert {check.kind for check in checks} == {"unit_test"}
+    assert "interest_rounds_half_away_from_zero_exactly" in {
+        check.name for check in checks if check.status == "fail"
+    }

@@ -120,16 +120,41 @@ class DbtProject:
             args += ["--exclude", "resource_type:unit_test"]
         return self._run_layer(layer, args)
 
-    def build_layer_as_subflow(self, layer: str) -> LayerResult:
+    def build_layer_as_subflow(self, layer: str, unit_tests: bool = True) -> LayerResult:
         """`build_layer` as a subflow of the run named for the layer, its dbt nodes task
         runs inside it: in the Prefect UI a run reads as its layers, and a failure shows
         which layer stopped. Its error, if any, is the layer's own (LayerFailed)."""
 
         @flow(name=f"dbt-{layer}", flow_run_name=f"dbt {layer}", validate_parameters=False)
         def dbt_layer() -> LayerResult:
-            return self.build_layer(layer)
+            return self.build_layer(layer, unit_tests)
 
         return dbt_layer()
+
+    def unit_test_layer(self, layer: str) -> LayerResult:
+        """Run the layer's unit tests alone: their verdicts depend on the code, never on
+        the warehouse's data."""
+        return self._run_layer(
+            layer, ["test", "--select", f"{DBT_LAYERS[layer]},resource_type:unit_test"]
+        )
+
+    def unit_test_layer_as_subflow(self, layer: str) -> LayerResult:
+        """`unit_test_layer` as a subflow named for the layer, like `build_layer_as_subflow`."""
+
+        @flow(
+            name=f"dbt-{layer}-unit-tests",
+            flow_run_name=f"dbt {layer} unit tests",
+            validate_parameters=False,
+        )
+        def dbt_layer_unit_tests() -> LayerResult:
+            return self.unit_test_layer(layer)
+
+        return dbt_layer_unit_tests()
+
+    def has_unit_tests(self, layer: str) -> bool:
+        folder = DBT_LAYERS[layer].removeprefix("path:") + "/"
+        unit_tests = parsed_manifest(self.warehouse, self.project_dir).unit_tests.values()
+        return any(test.original_file_path.startswith(folder) for test in unit_tests)
 
     def test_layer(self, layer: str) -> LayerResult:
         """Run the layer's tests against what the warehouse holds, building nothing."""
@@ -240,12 +265,24 @@ class DbtProject:
 
 
 def _build_layer(project: DbtProject, layer: str, cache_key: str | None = None) -> LayerResult:
-    return project.build_layer_as_subflow(layer)
+    return project.build_layer_as_subflow(layer, unit_tests=False)
 
 
-# One task per layer, named for it: the cache key is the task's name and the run's key.
+def _unit_test_layer(project: DbtProject, layer: str, cache_key: str | None = None) -> LayerResult:
+    return project.unit_test_layer_as_subflow(layer)
+
+
+# Two tasks per layer, named for it (a cache key is the task's name and the key it is
+# given): the build, keyed on the run's key, and then the unit tests, keyed on the code
+# alone (flows/steps/step_cache.py), so code that passed them once is not tested again.
+# They run after the build because dbt reads a unit-tested model's columns from its
+# relation; a failing one stops the run at its layer, which the run's undo then removes.
 LAYER_STEPS = {
     layer: task(name=f"build-{layer}", cache_policy=STEP_CACHE)(_build_layer)
+    for layer in DBT_LAYERS
+}
+UNIT_TEST_STEPS = {
+    layer: task(name=f"unit-tests-{layer}", cache_policy=STEP_CACHE)(_unit_test_layer)
     for layer in DBT_LAYERS
 }
 

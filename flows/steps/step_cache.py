@@ -15,7 +15,11 @@ freshness is never cached: it depends on the clock. Any other run gets a key of 
 (its run id is part of it): the results of a run that stopped and was undone can never be
 found again, and a key whose results Prefect no longer holds simply runs the steps (the
 warehouse, not the cache, is the source of truth). Runs asked to recompute or re-check
-everything, and runs of a subset of layers, get no key and cache nothing.
+everything get a key of their own too, and runs of a subset of layers get none.
+
+A layer's unit tests are keyed on the code alone (their fixtures are part of it): code
+whose unit tests passed once, in any run, finds them Cached; a run asked to re-check
+everything runs them again.
 
 The record of the last publish lives in the warehouse (`raw._published_run`), like the
 load times, so a new Prefect home loses the cached results but not what they describe.
@@ -75,11 +79,13 @@ class PublishedState:
 
 @dataclass(frozen=True)
 class RunKey:
-    """The run's cache key, and the run whose results it reuses if the delivery is one
-    the warehouse already holds (else None)."""
+    """The run's cache key (None: nothing cached), the run whose results it reuses if the
+    delivery is one the warehouse already holds, and the key of the code alone (for the
+    unit tests, whose verdicts depend on nothing else; None: run them)."""
 
     key: str | None
     same_as_run: str | None = None
+    code: str | None = None
 
 
 @task(name="scan-delivery")
@@ -94,16 +100,32 @@ def scan_delivery(
     """The delivery's scans (content hash and what ingestion needs to know of the bytes),
     and the run's key. Scans are None for a run of a subset of layers (it publishes what
     the warehouse holds, not what a delivery gives) or a missing file (ingestion reports
-    it); such a run, and one asked to `recompute`, gets no key."""
+    it); such a run gets no key. A run asked to `recompute` (or re-check) everything gets
+    a key of its own and no code key."""
+    code = code_fingerprint()
+    code_key = None if recompute else code
     if not set(LAYERS) <= set(select):
-        return None, RunKey(None)
+        return None, RunKey(None, code=code_key)
     paths = delivery_paths(input_dir)
     if not all(path.is_file() for path in paths.values()):
-        return None, RunKey(None)
+        return None, RunKey(None, code=code_key)
     scans = {table: scan_file(path) for table, path in paths.items()}
-    if recompute:
-        return scans, RunKey(None)
-    return scans, run_key(warehouse, output_dir, content_sha256(scans), run_id)
+    sha256 = content_sha256(scans)
+    published = None if recompute else read_published_state(warehouse)
+    last_committed = _last_committed_run(warehouse)
+    if published is not None and (
+        published.run_id == last_committed
+        and published.output_dir == str(output_dir.resolve())
+        and published.input_sha256 == sha256
+        and published.code_fingerprint == code
+        and not (output_dir / JOURNAL_NAME).exists()
+        and published.files == published_files_state(output_dir)
+        and len(published.files) == len(PUBLISHED_DATA_FILES)
+    ):
+        return scans, RunKey(published.cache_key, published.run_id, code_key)
+    parts = [sha256, code, str(output_dir.resolve()), last_committed, run_id]
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    return scans, RunKey(key, None, code_key)
 
 
 def content_sha256(scans: dict[str, FileScan] | None) -> dict[str, str] | None:
@@ -111,24 +133,6 @@ def content_sha256(scans: dict[str, FileScan] | None) -> dict[str, str] | None:
     if scans is None:
         return None
     return {table: scan.sha256 for table, scan in scans.items()}
-
-
-def run_key(warehouse: Path, output_dir: Path, input_sha256: dict[str, str], run_id: str) -> RunKey:
-    code = code_fingerprint()
-    last_committed = _last_committed_run(warehouse)
-    published = read_published_state(warehouse)
-    if published is not None and (
-        published.run_id == last_committed
-        and published.output_dir == str(output_dir.resolve())
-        and published.input_sha256 == input_sha256
-        and published.code_fingerprint == code
-        and not (output_dir / JOURNAL_NAME).exists()
-        and published.files == published_files_state(output_dir)
-        and len(published.files) == len(PUBLISHED_DATA_FILES)
-    ):
-        return RunKey(published.cache_key, same_as_run=published.run_id)
-    parts = [input_sha256, code, str(output_dir.resolve()), last_committed, run_id]
-    return RunKey(hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest())
 
 
 def code_fingerprint() -> str:
