@@ -144,7 +144,7 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
     if key.same_as_run is not None:
         get_run_logger().info(
             "delivery, code and published files unchanged since run %s: its steps' results "
-            "are reused (Cached), source freshness is measured again",
+            "are looked up in Prefect's cache; source freshness is measured again",
             key.same_as_run,
         )
         audit.reuse_results_of(key.same_as_run)

@@ -113,7 +113,10 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
 
     report = json.loads((output / "quality_report.json").read_text())
     assert report["run_id"] != first["run_id"]
-    assert report["metrics"]["cached"] == {"results_of_run": first["run_id"], "steps": CACHED_STEPS}
+    assert report["metrics"]["cached"] == {
+        "same_delivery_as_run": first["run_id"],
+        "steps": CACHED_STEPS,
+    }
     states = task_run_states(report["run_id"])
     assert {name: states[name] for name in CACHED_STEPS} == dict.fromkeys(CACHED_STEPS, "Cached")
     assert states["source-freshness"] == "Completed"
@@ -198,8 +201,8 @@ def test_a_published_file_touched_since_means_a_full_run(published, tmp_path):
 
     report = json.loads((output / "quality_report.json").read_text())
     # A run of its own: at most the unit tests, keyed on the code alone, are Cached.
-    cached = report["metrics"].get("cached", {"results_of_run": None, "steps": []})
-    assert cached["results_of_run"] is None
+    cached = report["metrics"].get("cached", {"same_delivery_as_run": None, "steps": []})
+    assert cached["same_delivery_as_run"] is None
     assert set(cached["steps"]) <= {"unit-tests-staging", "unit-tests-intermediate"}
     assert "staging" in report["metrics"]["duration_seconds"]
     after = fingerprint(output)

@@ -216,7 +216,7 @@ class QualityAudit:
         if self.results_reused_from is not None or self.cached_steps:
             # Steps whose results came from Prefect's cache (flows/steps/step_cache.py).
             metrics["cached"] = {
-                "results_of_run": self.results_reused_from,
+                "same_delivery_as_run": self.results_reused_from,
                 "steps": list(self.cached_steps),
             }
         if self.anomaly_scan is not None:
