@@ -130,6 +130,28 @@ def test_an_unchanged_delivery_rechecks_freshness_and_leaves_the_data_files(publ
     assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}
 
 
+def test_without_its_cached_results_an_unchanged_delivery_runs_every_step_again(
+    published, tmp_path
+):
+    """Prefect's result storage is only a shortcut: with it gone, the same delivery goes
+    through every step again, as an empty change set, and publishes the same bytes."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+
+    output = published["output"]
+    before = fingerprint(output)
+    with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: tmp_path / "new-storage"}):
+        assert run_cli(copy_sample(tmp_path / "same-uncached"), published) == 0
+
+    report = json.loads((output / "quality_report.json").read_text())
+    assert report["metrics"]["cached"]["steps"] == []
+    assert report["metrics"]["cached"]["same_delivery_as_run"] is not None
+    states = task_run_states(report["run_id"])
+    assert {name: states[name] for name in CACHED_STEPS} == dict.fromkeys(CACHED_STEPS, "Completed")
+    assert [name for name in states if name.startswith("model ")]
+    after = fingerprint(output)
+    assert {n: after[n] for n in CONTRACT_DATA_FILES} == {n: before[n] for n in CONTRACT_DATA_FILES}
+
+
 def task_run_states(flow_run_id: str) -> dict[str, str]:
     """The state of each task run of a flow run and of its layers' subflows, by task name."""
     from prefect import get_client
