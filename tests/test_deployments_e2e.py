@@ -295,7 +295,12 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
         }
         order = [layer.name for layer in sorted(layers, key=lambda layer: layer.start_time)]
     assert done.id in {run.id for run in history}
-    assert order == ["dbt staging", "dbt snapshots", "dbt intermediate", "dbt marts"]
+    builds = [name for name in order if not name.endswith(" unit tests")]
+    assert builds == ["dbt staging", "dbt snapshots", "dbt intermediate", "dbt marts"]
+    # A layer's unit tests, when they run (not Cached from an earlier run of the same code),
+    # follow its build.
+    for name in set(order) - set(builds):
+        assert order.index(name) > order.index(name.removesuffix(" unit tests")), order
     assert {layer.state_name for layer in layers} == {"Completed"}
     for layer, model in [
         ("dbt staging", "model stg_accounts"),
