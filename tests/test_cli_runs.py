@@ -548,7 +548,7 @@ def latest_flow_run_state():
     return latest.state
 
 
-def cli_process(input_dir, warehouse, output, env):
+def cli_process(input_dir, warehouse, output, env, log=None):
     import subprocess
     import sys
 
@@ -559,7 +559,7 @@ def cli_process(input_dir, warehouse, output, env):
          "--output-dir", str(output), "--warehouse", str(warehouse)],
         env=env,
         cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.PIPE if log is None else log,
         stderr=subprocess.STDOUT,
         text=True,
     )  # fmt: skip
@@ -570,21 +570,31 @@ def test_two_runs_started_together_run_one_after_the_other(prefect_harness, tmp_
     waits (saying for whom), then runs normally; both exit 0; the second's files stay."""
     from prefect.settings import get_current_settings
 
+    from flows.runtime import failpoints
+
     env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
     warehouse, output = tmp_path / "warehouse.duckdb", tmp_path / "output"
     second_delivery = copy_sample(tmp_path / "second")
     accounts = (second_delivery / "accounts.csv").read_text()
     (second_delivery / "accounts.csv").write_text(accounts + "A951,1,BR09,777.00,savings\n")
 
-    first = cli_process(SAMPLE_DIR, warehouse, output, env)
-    lock = warehouse.with_name(warehouse.name + ".lock")
-    deadline = time.monotonic() + 120
-    while not (lock.exists() and lock.read_text()):  # the first holds the warehouse
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
-    second = cli_process(second_delivery, warehouse, output, env)
-    first_out, _ = first.communicate(timeout=300)
-    second_out, _ = second.communicate(timeout=300)
+    # The first holds the warehouse at ingest until the second has said it is waiting:
+    # the overlap is certain, whatever either process's start-up costs.
+    release = tmp_path / "release-first"
+    first = cli_process(SAMPLE_DIR, warehouse, output, {
+        **env, failpoints.ENV: "ingest=wait", failpoints.RELEASE_ENV: str(release)})  # fmt: skip
+    second_log_path = tmp_path / "second.log"
+    with second_log_path.open("w") as second_log:
+        second = cli_process(second_delivery, warehouse, output, env, log=second_log)
+        deadline = time.monotonic() + 180
+        while "is in use by run" not in second_log_path.read_text():
+            assert first.poll() is None and second.poll() is None
+            assert time.monotonic() < deadline, second_log_path.read_text()
+            time.sleep(0.1)
+        release.touch()
+        first_out, _ = first.communicate(timeout=300)
+        second.wait(timeout=300)
+    second_out = second_log_path.read_text()
 
     assert (first.returncode, second.returncode) == (0, 0), first_out + second_out
     first_run = re.search(r"Run (\S+): warned", first_out).group(1)

@@ -2,7 +2,9 @@
 
 `LEDGERFLOW_FAILPOINTS="marts=kill"` makes a run kill itself with SIGKILL when the marts
 step has done its work; `=raise` raises an unexpected exception there (an internal
-error); `=block` fails a blocking check there. Comma-separated for several steps. Unset
+error); `=block` fails a blocking check there; `=wait` holds the run there until the file
+named by `LEDGERFLOW_FAILPOINT_RELEASE` exists (so a test can overlap two runs for
+certain, not by timing). Comma-separated for several steps. Unset
 (always, in production), every failpoint is one dictionary lookup that finds nothing.
 They let the tests show that a run stopped at any step, however it stopped, leaves the
 warehouse and the published files as the last good run left them.
@@ -12,9 +14,12 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 ENV = "LEDGERFLOW_FAILPOINTS"
-ACTIONS = ("kill", "raise", "block")
+RELEASE_ENV = "LEDGERFLOW_FAILPOINT_RELEASE"
+ACTIONS = ("kill", "raise", "block", "wait")
 
 
 class FailpointRaised(RuntimeError):
@@ -22,7 +27,7 @@ class FailpointRaised(RuntimeError):
 
 
 def failpoint_action(step: str) -> str | None:
-    """The action set for `step`, if any; `kill` and `raise` are carried out here."""
+    """The action set for `step`, if any; `kill`, `raise` and `wait` are carried out here."""
     spec = os.environ.get(ENV)
     if not spec:
         return None
@@ -32,4 +37,8 @@ def failpoint_action(step: str) -> str | None:
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "raise":
         raise FailpointRaised(f"failpoint at {step}")
+    if action == "wait":
+        release = Path(os.environ[RELEASE_ENV])
+        while not release.exists():
+            time.sleep(0.05)
     return action
