@@ -41,7 +41,7 @@ def test_a_python_patch_refuses_another_version(supported, package):
 
 def test_each_python_patch_checks_the_version_before_patching(monkeypatch):
     monkeypatch.setattr(
-        compat, "version", lambda name: "0.1.0" if name == "great_expectations" else "3.8.8"
+        compat, "version", lambda name: "0.1.0" if name == "great_expectations" else "3.9.1"
     )
     patch = compat.keep_one_duckdb_connection_in_great_expectations.__wrapped__
     with pytest.raises(compat.UnsupportedVersion):

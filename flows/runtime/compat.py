@@ -45,7 +45,7 @@ from importlib.metadata import version
 from typing import Any
 
 # Package -> the version prefixes each patch was written and tested against.
-PREFECT_VERSIONS = {"prefect": ("3.8.",), "prefect-dbt": ("0.7.",)}
+PREFECT_VERSIONS = {"prefect": ("3.9.",), "prefect-dbt": ("0.7.",)}
 GREAT_EXPECTATIONS_VERSIONS = {"great_expectations": ("1.24.",)}
 DBT_DUCKDB_VERSIONS = {"dbt-duckdb": ("1.11.",)}
 
