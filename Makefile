@@ -7,6 +7,11 @@ DEMO_WAREHOUSE := data/demo-warehouse.duckdb
 
 # A local Prefect server (UI on http://127.0.0.1:4200), its SQLite database under .prefect/.
 PREFECT_PORT ?= 4200
+# No telemetry from anything a target starts, the server and the worker included
+# (flows/config.py sets the same defaults for the project's own processes):
+# docs/operating.md, "Telemetry".
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
 # Only these targets talk to a server; `make run` and `make test` never need one.
 deploy worker status: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 

@@ -15,8 +15,13 @@ from pathlib import Path
 # A fresh Prefect home migrates its database on the first ephemeral start, which takes
 # longer than Prefect's default 20 s wait on a small, busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-# The server's telemetry call cannot leave this network and logs an error on every start.
+# No telemetry (docs/operating.md, "Telemetry"), for this process and every one it starts:
+# Prefect's ephemeral server, flow runs, dbt. An operator's own value wins. The server's
+# analytics (its heartbeat to Prefect, which here also logged "Failed to send telemetry" on
+# every start); Prefect's SDK events (new in 3.9, sent only where the server's analytics are
+# on) and dbt's anonymous usage statistics (also off in dbt_project.yml) honour DO_NOT_TRACK.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
