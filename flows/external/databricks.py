@@ -26,7 +26,7 @@ statement fails the table at once. A table that fails does not stop the other.
 
 Both tables' task runs are submitted at once (Prefect's thread-pool task runner) and share
 one deadline, LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS from the start of the step: every
-request's timeout is cut to the time left (databricks_client.py), and a retry whose delay
+request's timeout is cut to the time left (databricks_workspace.py), and a retry whose delay
 would end past the deadline is not made; the attempt fails instead, naming the deadline.
 The flow waits for the task runs until the deadline and a short grace; a table whose run
 is still going then is reported failed by the deadline too. Because each run's own requests
@@ -65,17 +65,14 @@ from pydantic import SecretStr
 
 from flows import config
 from flows.contract import PUBLISHED_MARTS, mart_columns
-from flows.external.databricks_client import (
-    DatabricksClient,
+from flows.external.databricks_errors import (
     ExportDeadlinePassed,
     ExportError,
     PermanentExportError,
-    StatementResult,
-    Timeouts,
     TransientExportError,
-    base_url,
     redact,
 )
+from flows.external.databricks_workspace import StatementResult, Timeouts, Workspace
 from flows.runtime.deadline import Deadline
 from flows.runtime.text import plain_text
 
@@ -241,17 +238,17 @@ def export_table(
         parameters = [
             {"name": "target_table", "value": target.quoted_table_name(table), "type": "STRING"}
         ]
-        with DatabricksClient(target.host, token, timeouts=timeouts, deadline=deadline) as client:
-            logger.info(
-                "%s: uploading %s rows to %s (%s, credentials from %s)",
-                table,
-                rows,
-                volume_path,
-                base_url(target.host),
-                target.source,
-            )
-            client.upload_file(parquet, volume_path)
-            result = client.execute_statement(target.warehouse_id, statement, parameters)
+        workspace = Workspace(target.host, token, timeouts=timeouts, deadline=deadline)
+        logger.info(
+            "%s: uploading %s rows to %s (%s, credentials from %s)",
+            table,
+            rows,
+            volume_path,
+            target.host,
+            target.source,
+        )
+        workspace.upload_file(parquet, volume_path)
+        result = workspace.execute_statement(target.warehouse_id, statement, parameters)
     except ExportError as error:
         raise _attempt_error(error, token, deadline) from None
 
