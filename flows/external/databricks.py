@@ -19,9 +19,10 @@ never half a load, and the same data loaded twice leaves the same table.
 
 Each table is one Prefect task run (`export-databricks`) with its own retries: 3, after 1,
 2 and 4 s (times a configurable backoff), with jitter, only on TransientExportError
-(timeouts, connection errors, HTTP 429/5xx, a statement canceled or still queued past its
-bound). A retry repeats upload and statement together: both are idempotent, and a
-half-done attempt (file uploaded, statement lost) needs both anyway. A 4xx or a FAILED
+(timeouts, connection errors, HTTP 429 and most 5xx, a statement canceled or still queued
+past its bound; databricks_errors.py has the list). A retry repeats upload and statement
+together: both are idempotent, and a half-done attempt (file uploaded, statement lost)
+needs both anyway; the SDK's own retries are off for that reason. Any other 4xx or a FAILED
 statement fails the table at once. A table that fails does not stop the other.
 
 Both tables' task runs are submitted at once (Prefect's thread-pool task runner) and share
@@ -39,7 +40,7 @@ and DATABRICKS_HTTP_PATH for the warehouse in both cases. Without them each tabl
 ends Completed with the state name "Skipped" and a message naming what is missing.
 
 The token never leaves the Authorization header: it is a SecretStr in every object that
-Prefect might print, and removed from every error text.
+Prefect might print, removed from every error text, and kept out of the SDK's debug log.
 """
 
 from __future__ import annotations

@@ -261,9 +261,11 @@ class Workspace:
 def _keep_bodies_out_of_the_sdk_log() -> None:
     """The SDK logs every request and answer, bodies included, at DEBUG; a workspace's error
     answer may echo the request's headers, token included. Unless someone chose the SDK
-    logger's level, it stays at INFO, where the SDK writes no bodies."""
+    logger's own level, a DEBUG it would inherit (from a verbose root logger) stops at INFO,
+    where the SDK writes no bodies. A WARNING it inherits stays: set to INFO then, the
+    logger would add the SDK's INFO lines to every run's output."""
     logger = logging.getLogger(SDK_LOGGER)
-    if logger.level == logging.NOTSET:
+    if logger.level == logging.NOTSET and logger.getEffectiveLevel() < logging.INFO:
         logger.setLevel(logging.INFO)
 
 
