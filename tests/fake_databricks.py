@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,6 +46,10 @@ class RecordedRequest:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    @property
+    def path_with_query(self) -> str:
+        return self.path + (f"?{urlencode(self.query, doseq=True)}" if self.query else "")
 
 
 @dataclass
@@ -154,7 +158,10 @@ class FakeDatabricks:
         if fault and fault.status:
             body = _error_body(fault.status)
             if fault.echo_headers:
-                body["message"] += f"; request headers: {request.headers}"
+                # The Authorization header first: error texts are cut short, and the token
+                # must be in what is kept for the test to show it removed.
+                sent = request.headers.get("authorization")
+                body["message"] += f"; you sent Authorization: {sent}; headers: {request.headers}"
             return fault.status, body
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return 401, {"error_code": "UNAUTHENTICATED", "message": "bad token"}

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
+import requests.adapters
 from fake_databricks import FakeDatabricks, RecordedRequest
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -49,7 +50,8 @@ from flows.external.databricks import (
     retry_on_transient,
     save_credentials_block_from_env,
 )
-from flows.external.databricks_client import TransientExportError, sized_timeout, statement_wait
+from flows.external.databricks_errors import TransientExportError
+from flows.external.databricks_workspace import sized_timeout, statement_wait
 from flows.steps import publish
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -195,7 +197,22 @@ def requests_for(fake: FakeDatabricks, table: str) -> list[RecordedRequest]:
     return [r for r in fake.requests if table in r.path or table.encode() in r.body]
 
 
-def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake) -> None:
+@pytest.fixture
+def sdk_urls(monkeypatch) -> list[str]:
+    """Every URL the SDK sends a request to, whatever the host (it sends through requests;
+    Prefect's own client is httpx)."""
+    urls: list[str] = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def recording_send(adapter, request, *args, **kwargs):
+        urls.append(request.url)
+        return send(adapter, request, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", recording_send)
+    return urls
+
+
+def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake, sdk_urls) -> None:
     outcomes, _ = run_export(published)
 
     assert [(o.table, o.target, o.status, o.rows) for o in outcomes] == [
@@ -211,18 +228,47 @@ def test_each_table_is_uploaded_then_loaded_by_one_statement(published, fake) ->
         assert (statement.method, statement.path) == ("POST", "/api/2.0/sql/statements")
         assert upload.query == {"overwrite": ["true"]}
         assert upload.headers["content-type"] == "application/octet-stream"
-        assert parquet_rows(upload.body) == parquet_rows(published / f"{table}.parquet")
-        body = statement.json()
-        assert body["warehouse_id"] == WAREHOUSE_ID
-        assert body["statement"] == load_statement(table, volume_path(table))
-        assert body["parameters"] == [
-            {"name": "target_table", "value": f"`main`.`ledgerflow`.`{table}`", "type": "STRING"}
-        ]
-        assert body["wait_timeout"] == "0s"
-        assert body["on_wait_timeout"] == "CONTINUE"
+        assert upload.body == (published / f"{table}.parquet").read_bytes()
+        assert statement.query == {}
+        assert statement.headers["content-type"] == "application/json"
+        assert statement.json() == {
+            "warehouse_id": WAREHOUSE_ID,
+            "statement": load_statement(table, volume_path(table)),
+            "parameters": [
+                {
+                    "name": "target_table",
+                    "value": f"`main`.`ledgerflow`.`{table}`",
+                    "type": "STRING",
+                }
+            ],
+            "wait_timeout": "0s",
+            "on_wait_timeout": "CONTINUE",
+            "disposition": "INLINE",
+            "format": "JSON_ARRAY",
+        }
         assert fake.tables[f"`main`.`ledgerflow`.`{table}`"].to_pylist() == parquet_rows(
             published / f"{table}.parquet"
         )
+    # Nothing else, to the workspace (no host metadata, no OIDC discovery) or anywhere.
+    assert sorted(sdk_urls) == sorted(fake.host + r.path_with_query for r in fake.requests)
+
+
+def test_the_sdks_own_settings_in_the_environment_change_nothing(
+    published, fake, monkeypatch, sdk_urls
+) -> None:
+    """The export gives the SDK its host, token and timeouts; other DATABRICKS_* variables
+    (another auth method, debug headers) leave its requests as they are."""
+    monkeypatch.setenv("DATABRICKS_CLIENT_ID", "some-service-principal")
+    monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", "does-not-matter")
+    monkeypatch.setenv("DATABRICKS_DEBUG_HEADERS", "true")
+    outcomes, _ = run_export(published)
+
+    assert [o.status for o in outcomes] == ["loaded", "loaded"]
+    assert Counter((r.method, r.headers["authorization"]) for r in fake.requests) == {
+        ("PUT", f"Bearer {TOKEN}"): 2,
+        ("POST", f"Bearer {TOKEN}"): 2,
+    }
+    assert all(url.startswith(fake.host + "/api/2.0/") for url in sdk_urls)
 
 
 def test_the_statement_keeps_the_contract_types() -> None:
@@ -302,7 +348,7 @@ def test_connection_errors_are_retried_until_retries_run_out(published, fake, mo
     monkeypatch.setenv("DATABRICKS_HOST", "http://127.0.0.1:9")  # nothing listens there
     outcomes, flow_run_id = run_export(published, retry=RetryPolicy(3, 0.01, None))
     assert [o.status for o in outcomes] == ["failed", "failed"]
-    assert "connection error (ConnectError" in outcomes[0].message
+    assert "connection error (ConnectionError" in outcomes[0].message
     assert retry_delays(flow_run_id, "account_summary") == pytest.approx(
         [0.01, 0.02, 0.04], abs=0.01
     )
@@ -351,6 +397,9 @@ def test_a_long_statement_is_polled_to_completion(published, fake) -> None:
         "/api/2.0/sql/statements/stmt-0001": 3,
         "/api/2.0/sql/statements/stmt-0002": 3,
     }
+    for poll in polls:
+        assert (poll.query, poll.body) == ({}, b"")
+        assert poll.headers["authorization"] == f"Bearer {TOKEN}"
     assert fake.cancelled == []
 
 
@@ -528,7 +577,7 @@ def test_a_workspace_that_never_answers_costs_the_deadline_and_names_it(
     for outcome in outcomes:
         assert outcome.message.startswith(
             f"{outcome.table}: not loaded within the export deadline of 1.5 s "
-            "(LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS); last error: PUT "
+            "(LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS); last error: upload to "
         )
         assert "timed out (ReadTimeout)" in outcome.message
         assert retry_delays(flow_run_id, outcome.table) == []
@@ -574,6 +623,11 @@ def test_polling_stops_before_the_deadline_and_cancels_the_statement(
         assert re.search(r"statement stmt-000[12] still PENDING at the deadline", outcome.message)
         assert retry_delays(flow_run_id, outcome.table) == []
     assert sorted(fake.cancelled) == ["stmt-0001", "stmt-0002"]
+    cancels = [r for r in fake.requests_to("POST") if r.path.endswith("/cancel")]
+    assert sorted((r.path, r.query == {}, r.body) for r in cancels) == [
+        ("/api/2.0/sql/statements/stmt-0001/cancel", True, b""),
+        ("/api/2.0/sql/statements/stmt-0002/cancel", True, b""),
+    ]
     assert fake.tables == {}
 
 

@@ -19,14 +19,15 @@ never half a load, and the same data loaded twice leaves the same table.
 
 Each table is one Prefect task run (`export-databricks`) with its own retries: 3, after 1,
 2 and 4 s (times a configurable backoff), with jitter, only on TransientExportError
-(timeouts, connection errors, HTTP 429/5xx, a statement canceled or still queued past its
-bound). A retry repeats upload and statement together: both are idempotent, and a
-half-done attempt (file uploaded, statement lost) needs both anyway. A 4xx or a FAILED
+(timeouts, connection errors, HTTP 429 and most 5xx, a statement canceled or still queued
+past its bound; databricks_errors.py has the list). A retry repeats upload and statement
+together: both are idempotent, and a half-done attempt (file uploaded, statement lost)
+needs both anyway; the SDK's own retries are off for that reason. Any other 4xx or a FAILED
 statement fails the table at once. A table that fails does not stop the other.
 
 Both tables' task runs are submitted at once (Prefect's thread-pool task runner) and share
 one deadline, LEDGERFLOW_DATABRICKS_DEADLINE_SECONDS from the start of the step: every
-request's timeout is cut to the time left (databricks_client.py), and a retry whose delay
+request's timeout is cut to the time left (databricks_workspace.py), and a retry whose delay
 would end past the deadline is not made; the attempt fails instead, naming the deadline.
 The flow waits for the task runs until the deadline and a short grace; a table whose run
 is still going then is reported failed by the deadline too. Because each run's own requests
@@ -39,7 +40,7 @@ and DATABRICKS_HTTP_PATH for the warehouse in both cases. Without them each tabl
 ends Completed with the state name "Skipped" and a message naming what is missing.
 
 The token never leaves the Authorization header: it is a SecretStr in every object that
-Prefect might print, and removed from every error text.
+Prefect might print, removed from every error text, and kept out of the SDK's debug log.
 """
 
 from __future__ import annotations
@@ -65,17 +66,14 @@ from pydantic import SecretStr
 
 from flows import config
 from flows.contract import PUBLISHED_MARTS, mart_columns
-from flows.external.databricks_client import (
-    DatabricksClient,
+from flows.external.databricks_errors import (
     ExportDeadlinePassed,
     ExportError,
     PermanentExportError,
-    StatementResult,
-    Timeouts,
     TransientExportError,
-    base_url,
     redact,
 )
+from flows.external.databricks_workspace import StatementResult, Timeouts, Workspace
 from flows.runtime.deadline import Deadline
 from flows.runtime.text import plain_text
 
@@ -241,17 +239,17 @@ def export_table(
         parameters = [
             {"name": "target_table", "value": target.quoted_table_name(table), "type": "STRING"}
         ]
-        with DatabricksClient(target.host, token, timeouts=timeouts, deadline=deadline) as client:
-            logger.info(
-                "%s: uploading %s rows to %s (%s, credentials from %s)",
-                table,
-                rows,
-                volume_path,
-                base_url(target.host),
-                target.source,
-            )
-            client.upload_file(parquet, volume_path)
-            result = client.execute_statement(target.warehouse_id, statement, parameters)
+        workspace = Workspace(target.host, token, timeouts=timeouts, deadline=deadline)
+        logger.info(
+            "%s: uploading %s rows to %s (%s, credentials from %s)",
+            table,
+            rows,
+            volume_path,
+            target.host,
+            target.source,
+        )
+        workspace.upload_file(parquet, volume_path)
+        result = workspace.execute_statement(target.warehouse_id, statement, parameters)
     except ExportError as error:
         raise _attempt_error(error, token, deadline) from None
 
