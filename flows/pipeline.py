@@ -12,6 +12,7 @@
                                     tonight's metrics against the run history (anomalies)
       -> publish                    CSV + Parquet + quality_report.json, and the warehouse's
                                     changes: all or nothing
+      -> dbt docs                   dbt_docs.html beside them, when the code changed
       -> export                     the published tables into Databricks (if configured)
       -> run history                what the run measured and how it ended (history.*),
                                     for every run that held the warehouse, failed ones too
@@ -59,8 +60,10 @@ from flows.quality.history import record_audited_run
 from flows.quality.key_columns import key_column_profile
 from flows.quality.report import QualityAudit, console_summary
 from flows.runtime.run_lock import exclusive_run
+from flows.runtime.run_url import flow_run_url
 from flows.steps.audit import count_quarantine, count_rows
 from flows.steps.dashboard import write_dashboard
+from flows.steps.dbt_docs import write_dbt_docs
 from flows.steps.dbt_layers import LAYER_STEPS, UNIT_TEST_STEPS, DbtProject
 from flows.steps.expectations import validate_expectations
 from flows.steps.freshness import check_source_freshness
@@ -112,6 +115,7 @@ def account_summary_pipeline(
                     settings, audit.run_at, check_whole_tables(settings)
                 ) as dbt:
                     run_steps(settings, audit, dbt)
+                    write_docs(settings, audit, dbt)
                 # Exports beyond the output folder come after the local publish, which
                 # they never undo.
                 with audit.step("export"):
@@ -220,6 +224,17 @@ def run_steps(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) 
     return published
 
 
+def write_docs(settings: PipelineSettings, audit: QualityAudit, dbt: DbtProject) -> None:
+    """dbt's docs beside the published dashboard, while dbt still holds the warehouse (the
+    catalog reads it): a courtesy, which never changes the run's outcome."""
+    if not audit.published:
+        return
+    try:
+        write_dbt_docs(dbt, settings.output_dir)
+    except Exception:  # noqa: BLE001
+        get_run_logger().exception("could not write dbt's docs")
+
+
 def run_step(audit: QualityAudit, step: Task, *args: Any, **kwargs: Any) -> Any:
     """Run one of the run's tasks and return its result; the audit notes a step whose
     result came from Prefect's cache (flows/steps/step_cache.py)."""
@@ -306,7 +321,7 @@ def finish(
     for courtesy in (
         lambda: create_report_artifacts(report, audit.published, audit.dashboard),
         lambda: notify_quality_summary(
-            report, audit.published, flow_run.name, flow_run.ui_url, audit.dashboard
+            report, audit.published, flow_run.name, flow_run_url(), audit.dashboard
         ),
     ):
         try:

@@ -51,7 +51,7 @@ def run_cli(input_dir, published):
 def test_sample_run_publishes_everything(published):
     assert published["exit_code"] == 0
     assert sorted(p.name for p in published["output"].iterdir() if p.is_file()) == sorted(
-        [*PUBLISHED, "dashboard.html"]
+        [*PUBLISHED, "dashboard.html", "dbt_docs.html"]
     )
     report = json.loads((published["output"] / "quality_report.json").read_text())
     expected = expected_outputs(SAMPLE_DIR / "customers.csv", SAMPLE_DIR / "accounts.csv")

@@ -269,7 +269,9 @@ def test_a_good_delivery_publishes_and_a_second_run_at_once_is_cancelled(stack, 
     assert "concurrency limit" in by_state["Cancelled"].state.message.lower()
     done = by_state["Completed"]
     published = sorted(p.name for p in output.iterdir() if p.is_file())
-    assert published == sorted([*CONTRACT_DATA_FILES, "quality_report.json", "dashboard.html"])
+    assert published == sorted(
+        [*CONTRACT_DATA_FILES, "quality_report.json", "dashboard.html", "dbt_docs.html"]
+    )
 
     with stack.client() as client:
         history = client.read_flow_runs(

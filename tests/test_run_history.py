@@ -6,12 +6,14 @@ accounts: the run publishes with a warning, and the anomaly is in the report, th
 message received on loopback and `ledgerflow status`. The fourth does it again with the
 volume rule set to block: nothing is published, the warehouse is as the third left it,
 and the failed run is in the history with the anomaly that stopped it. The dashboard each
-run writes is opened in headless Chromium with the network off and read from its DOM.
+run writes is opened in headless Chromium with the network off and read from its DOM, and
+its lineage opens dbt's docs written beside it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from test_write_audit_publish import dump
 
 from flows.cli import main
 from flows.config import ANOMALY_RULES_VAR, PROJECT_ROOT
+from flows.steps.dbt_docs import docs_fingerprint
+from flows.steps.step_cache import code_fingerprint
 
 VOLUME_RULE = {"rows_delivered": {"min_history": 2}}
 
@@ -210,28 +214,60 @@ def open_offline(browser, path):
     return page, tried
 
 
-def test_the_dashboard_renders_offline_the_trends_checks_lineage_and_anomaly(nights, browser):
+def test_the_dashboard_renders_offline_the_headline_charts_checks_lineage_and_anomaly(
+    nights, browser
+):
     page, tried = open_offline(browser, nights["output"] / "dashboard.html")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert tried == []
+
+    report = json.loads((nights["output"] / "quality_report.json").read_text())
+    headline = {
+        name: page.locator(f"#headline [data-figure='{name}'] dd").inner_text()
+        for name in ("outcome", "rows-in", "rows-published", "quarantine-rate", "duration",
+                     "anomalies")
+    }  # fmt: skip
+    rows = report["metrics"]["rows"]
+    quarantined = sum(sum(reasons.values()) for reasons in report["quarantine"].values())
+    assert headline["outcome"] == "warned, published"
+    assert headline["rows-in"] == "52"  # 12 accounts and the 40 customers
+    assert headline["rows-published"] == str(
+        rows["accounts"]["account_summary"] + rows["customers"]["customer_profile"]
+    )
+    assert headline["quarantine-rate"] == f"{quarantined / 52:.2%}"
+    assert re.fullmatch(r"\d+\.\d s \(usual \d+\.\d s\)", headline["duration"])
+    assert headline["anomalies"] == "1"
+    # A run of the session's Prefect server, whose UI address is configured.
+    title = page.locator("#headline h1 a")
+    assert title.get_attribute("href").endswith(f"/flow-run/{report['run_id']}")
 
     anomaly = page.locator("#anomalies li.anomaly")
     assert anomaly.count() == 1
     assert anomaly.get_attribute("data-metric") == "rows_delivered"
     assert "rows_delivered of accounts is 12 tonight" in anomaly.inner_text()
 
-    plots = page.locator("figure.trend")
-    assert plots.count() >= 10
+    # The charts: static SVG, their axes' titles and time labels read as text.
     volume = page.locator("figure.trend[data-metric='rows_delivered'][data-subject='accounts']")
-    assert volume.locator("svg rect.band").count() == 1  # judged: its band is drawn
-    assert volume.locator("svg polyline.series").count() == 1
-    assert volume.locator("svg circle.tonight.outside").count() == 1  # and tonight is outside
+    titles = volume.locator("svg .role-axis-title text").all_text_contents()
+    assert titles == ["run time (UTC)", "rows"]
+    labels = volume.locator("svg .role-axis-label text").all_text_contents()
+    # The runs' times, to the second: the three runs are seconds apart.
+    assert any(re.fullmatch(r"\d\d-\d\d \d\d:\d\d:\d\d", label) for label in labels), labels
+    assert volume.locator("svg .band_marks").count() == 1  # judged: its band is drawn
+    assert volume.get_attribute("data-outside") == "true"  # and tonight is outside it
+    assert volume.locator("svg .tonight_label_marks text").text_content() == "12"
+    assert "expected 23 to 103" in volume.locator("figcaption").inner_text()
     box = volume.locator("svg").bounding_box()
-    assert box["width"] > 200 and box["height"] > 50  # laid out, not an empty element
-    staging = page.locator("figure.trend[data-metric='step_seconds'][data-subject='staging']")
-    assert staging.locator("rect.band").count() == 0  # still building its history
-    assert staging.locator("circle.point").count() == 2  # the two nights before
+    assert box["width"] > 300 and box["height"] > 120  # laid out, not an empty element
+    duration = page.locator("figure.trend[data-metric='step_seconds'][data-subject='run']")
+    assert duration.locator("svg .usual_marks").count() == 1  # the median, dashed
+    assert page.locator("svg script").count() == 0  # no JavaScript anywhere
+
+    tail = page.locator("details#long-tail")
+    assert tail.get_attribute("open") is None  # folded away
+    staging = tail.locator("tr.metric[data-metric='step_seconds'][data-subject='staging']")
+    assert "building history" in staging.text_content()
 
     checks = page.locator("#checks tr.check")
     assert checks.count() >= 94
@@ -268,6 +304,24 @@ def test_the_dashboard_renders_offline_the_trends_checks_lineage_and_anomaly(nig
     page.context.close()
 
 
+def test_the_lineage_opens_each_nodes_page_in_dbt_docs_offline(nights, browser):
+    docs = nights["output"] / "dbt_docs.html"
+    assert docs_fingerprint(docs) == code_fingerprint()  # made from this code
+    page, tried = open_offline(browser, nights["output"] / "dashboard.html")
+    assert page.locator("#dbt-docs").get_attribute("href") == "dbt_docs.html"
+    link = page.locator("a.docs:has(g.node[data-node='account_summary'])")
+    assert link.get_attribute("href") == "dbt_docs.html#!/model/model.ledgerflow.account_summary"
+    published = page.locator("a.docs:has(g.node[data-node='databricks:account_summary'])")
+    assert published.get_attribute("href").endswith(
+        "#!/exposure/exposure.ledgerflow.databricks_tables"
+    )
+    link.click()
+    page.wait_for_url("**/dbt_docs.html#!/model/model.ledgerflow.account_summary")
+    page.get_by_text("One row per savings account that passed staging").first.wait_for()
+    assert tried == []
+    page.context.close()
+
+
 def test_a_failed_run_has_its_dashboard_beside_its_failed_report(nights, browser):
     failed = nights["output"] / "failed" / "dashboard.html"
     assert failed.is_file()  # the blocking case above ran first, in this module
@@ -275,7 +329,10 @@ def test_a_failed_run_has_its_dashboard_beside_its_failed_report(nights, browser
     assert tried == []
     assert page.locator("#anomalies li.anomaly.blocking").count() == 1
     assert "Stopped at audit" in page.locator("#tonight p.stopped").inner_text()
-    assert "NOT published" in page.locator("p.lede").inner_text()
+    assert (
+        page.locator("#headline [data-figure='outcome'] dd").inner_text() == "failed, NOT published"
+    )
+    assert page.locator("#dbt-docs").count() == 0  # docs come with a publish
     page.context.close()
 
 

@@ -12,8 +12,10 @@ from flows.quality.history import recent_history
 from flows.quality.report import QualityAudit
 from flows.runtime import wap
 from flows.runtime.dbt_parse import parsed_manifest_file
+from flows.runtime.run_url import flow_run_url
 from flows.runtime.warehouse import connect
 from flows.steps.audit import LAYER_RELATIONS
+from flows.steps.dbt_docs import DOCS_NAME
 from flows.steps.publish import FAILED_DIR_NAME, PUBLISHED_DATA_FILES
 
 
@@ -21,6 +23,7 @@ from flows.steps.publish import FAILED_DIR_NAME, PUBLISHED_DATA_FILES
 def write_dashboard(warehouse: Path, output_dir: Path, audit: QualityAudit) -> Path:
     with connect(warehouse) as con:
         history = recent_history(con, RUNS_SHOWN)
+    folder = output_dir if audit.published else output_dir / FAILED_DIR_NAME
     tonight = Tonight(
         report=audit.report(),
         published=audit.published,
@@ -33,8 +36,10 @@ def write_dashboard(warehouse: Path, output_dir: Path, audit: QualityAudit) -> P
             if label in audit.rows.get(table, {})
         },
         published_files=PUBLISHED_DATA_FILES,
+        run_url=flow_run_url(),  # the address Slack's summary links to
+        # Docs are written with a publish: a failed run's folder has none to link.
+        docs=DOCS_NAME if (folder / DOCS_NAME).is_file() else None,
     )
-    folder = output_dir if audit.published else output_dir / FAILED_DIR_NAME
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / DASHBOARD_NAME
     wap.write_durably(path, render_dashboard(history, tonight, parsed_manifest_file(warehouse)))

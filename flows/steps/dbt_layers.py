@@ -163,6 +163,21 @@ class DbtProject:
         """Run the layer's tests against what the warehouse holds, building nothing."""
         return self._run_layer(layer, ["test", "--select", DBT_LAYERS[layer]])
 
+    def generate_static_docs(self) -> Path:
+        """dbt's docs as one self-contained HTML file (`static_index.html` in the target
+        folder). In process, like the builds: dbt holds the warehouse open, and the
+        catalog's queries need it. Not compiled again (`--no-compile`): the docs show the
+        SQL the builds compiled, from the manifest they wrote, or else the parsed one."""
+        from dbt.parser.manifest import write_manifest
+
+        if not (self.target_path / "manifest.json").is_file():
+            self.target_path.mkdir(parents=True, exist_ok=True)
+            write_manifest(parsed_manifest(self.warehouse, self.project_dir), str(self.target_path))
+        outcome = self._invoke(["docs", "generate", "--static", "--no-compile"])
+        if not outcome.success:
+            raise RuntimeError(f"dbt docs generate failed: {outcome.exception}")
+        return self.target_path / "static_index.html"
+
     def _run_layer(self, layer: str, args: list[str]) -> LayerResult:
         started = time.perf_counter()
         try:
