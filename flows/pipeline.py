@@ -53,6 +53,7 @@ from flows.errors import (
 from flows.external.databricks import export_to_databricks
 from flows.external.slack import notify_quality_summary
 from flows.quality.anomalies import scan_run
+from flows.quality.anomaly_events import emit_anomaly_events
 from flows.quality.artifacts import create_report_artifacts
 from flows.quality.dashboard import dashboard_location
 from flows.quality.history import record_audited_run
@@ -305,6 +306,7 @@ def finish(
     logger = get_run_logger()
     for courtesy in (
         lambda: create_report_artifacts(report, audit.published, audit.dashboard),
+        lambda: emit_anomaly_events(report, logger),
         lambda: notify_quality_summary(
             report, audit.published, flow_run.name, flow_run.ui_url, audit.dashboard
         ),
