@@ -42,7 +42,13 @@ from prefect import Task, flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
-from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
+from flows.config import (
+    DBT_LAYERS,
+    FLOW_NAME,
+    FLOW_TIMEOUT_SECONDS,
+    WAREHOUSE_LOCK_TIMEOUT_SECONDS,
+    PipelineSettings,
+)
 from flows.errors import (
     BlockingChecksFailed,
     ExportFailed,
@@ -81,7 +87,7 @@ from flows.steps.step_cache import (
 )
 
 
-@flow(name=FLOW_NAME, log_prints=True)
+@flow(name=FLOW_NAME, log_prints=True, timeout_seconds=FLOW_TIMEOUT_SECONDS)
 def account_summary_pipeline(
     input_dir: str | None = None,
     output_dir: str | None = None,

@@ -45,3 +45,13 @@ def test_an_event_that_cannot_be_sent_is_a_warning(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         assert anomaly_events.emit_anomaly_events(REPORT, logging.getLogger("t")) == 0
     assert "could not emit ledgerflow.anomaly.raised" in caplog.text
+
+
+def test_the_anomaly_automation_reacts_to_both_events_on_any_metric():
+    from deployments.automations import _spec, anomaly_automation
+
+    trigger = _spec(anomaly_automation("00000000-0000-0000-0000-000000000001"))["trigger"]
+    assert trigger["match"] == {"prefect.resource.id": "ledgerflow.metric.*"}
+    assert trigger["expect"] == ["ledgerflow.anomaly.raised", "ledgerflow.anomaly.resolved"]
+    resource = anomaly_events.metric_resource("nulls", "raw.customers.customerid")
+    assert resource["prefect.resource.id"].startswith("ledgerflow.metric.")
