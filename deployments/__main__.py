@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from prefect.settings import get_current_settings
 
-from deployments.automations import ensure_failure_automation
+from deployments.automations import ensure_anomaly_automation, ensure_failure_automation
 from deployments.blocks import ensure_slack_block, slack_block_id
 from deployments.work_pool import ensure_work_pool
 from flows.config import DEFAULT_SCHEDULE_TIMEZONE, PROJECT_ROOT, SCHEDULE_TIMEZONE_ENV
@@ -25,7 +25,9 @@ async def ensure_server_objects() -> list[str]:
     async with get_client() as client:
         done = [await ensure_work_pool(client)]
     done.append(await ensure_slack_block())
-    done.append(await ensure_failure_automation(await slack_block_id()))
+    block_id = await slack_block_id()
+    done.append(await ensure_failure_automation(block_id))
+    done.append(await ensure_anomaly_automation(block_id))
     return done
 
 

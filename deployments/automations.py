@@ -1,4 +1,5 @@
-"""Failures to Slack: any run of the pipeline that ends Failed, Crashed or TimedOut.
+"""Failures to Slack: any run of the pipeline that ends Failed, Crashed or TimedOut; and
+each anomaly event a run sends (flows/quality/anomaly_events.py), raised or resolved.
 
 An automation, not deployment `triggers:` (those can only run deployments), so it also
 covers runs started outside a deployment against the same server.
@@ -6,6 +7,7 @@ covers runs started outside a deployment against the same server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -14,7 +16,8 @@ from prefect.automations import Automation
 from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import EventTrigger, Posture
 
-from flows.config import FAILURE_AUTOMATION, FLOW_NAME
+from flows.config import ANOMALY_AUTOMATION, FAILURE_AUTOMATION, FLOW_NAME
+from flows.quality.anomaly_events import RAISED_EVENT, RESOLVED_EVENT
 
 FAILED_STATES = ("Failed", "Crashed", "TimedOut")
 
@@ -49,6 +52,35 @@ def failure_automation(slack_block_id: str) -> Automation:
     )
 
 
+ANOMALY_SUBJECT = "Ledgerflow {{ event.event }}: {{ event.resource['prefect.resource.name'] }}"
+# The event's payload carries the message; the related flow run names the run it came from.
+ANOMALY_BODY = """\
+{{ event.payload.message }}
+Metric: {{ event.resource['ledgerflow.metric'] }} of {{ event.resource['ledgerflow.subject'] }}
+Run: {{ event.payload.run_id }}"""
+
+
+def anomaly_automation(slack_block_id: str) -> Automation:
+    """One Slack message per anomaly event: an operator mutes or routes a metric here, in
+    the Prefect UI, without touching the run's own summary."""
+    return Automation(
+        name=ANOMALY_AUTOMATION,
+        description=f"Posts to Slack each anomaly a run of {FLOW_NAME} raises or resolves.",
+        trigger=EventTrigger(
+            match={"prefect.resource.id": "ledgerflow.metric.*"},
+            expect={RAISED_EVENT, RESOLVED_EVENT},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=UUID(slack_block_id), subject=ANOMALY_SUBJECT, body=ANOMALY_BODY
+            )
+        ],
+    )
+
+
 def _spec(automation: Automation) -> dict:
     spec = automation.model_dump(
         mode="json", include={"name", "description", "trigger", "actions", "enabled"}
@@ -69,16 +101,27 @@ def _sorted_string_lists(value: Any) -> Any:
 
 
 async def ensure_failure_automation(slack_block_id: str | None) -> str:
+    return await ensure_automation(FAILURE_AUTOMATION, failure_automation, slack_block_id)
+
+
+async def ensure_anomaly_automation(slack_block_id: str | None) -> str:
+    return await ensure_automation(ANOMALY_AUTOMATION, anomaly_automation, slack_block_id)
+
+
+async def ensure_automation(
+    name: str, build: Callable[[str], Automation], slack_block_id: str | None
+) -> str:
+    """Create the automation, or replace it if it differs from the one wanted."""
     if slack_block_id is None:
-        return f"automation {FAILURE_AUTOMATION}: skipped, no Slack block to notify"
-    wanted = failure_automation(slack_block_id)
+        return f"automation {name}: skipped, no Slack block to notify"
+    wanted = build(slack_block_id)
     try:
-        existing = await Automation.aread(name=FAILURE_AUTOMATION)
+        existing = await Automation.aread(name=name)
     except ValueError:
         existing = None
     if existing is not None and _spec(existing) == _spec(wanted):
-        return f"automation {FAILURE_AUTOMATION}: unchanged"
+        return f"automation {name}: unchanged"
     if existing is not None:
         await existing.adelete()
     await wanted.acreate()
-    return f"automation {FAILURE_AUTOMATION}: {'updated' if existing else 'created'}"
+    return f"automation {name}: {'updated' if existing else 'created'}"

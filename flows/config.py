@@ -114,6 +114,21 @@ def count_setting(environ: Mapping[str, str], var: str, default: int) -> int:
     return int(raw)
 
 
+def seconds_setting(environ: Mapping[str, str], var: str, default: float) -> float:
+    """A positive number of seconds from the environment, else the default; ValueError
+    naming the variable when it is set to anything else."""
+    raw = environ.get(var)
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{var}={raw!r} is not a positive number of seconds")
+    return seconds
+
+
 # Limits on a delivery file (flows/steps/delivery_csv.py), checked before anything whose
 # size follows them is built: a file past one fails at ingestion as bad input, naming the
 # file, the line and the limit. A bank's export has tens of columns and lines of a few
@@ -225,6 +240,11 @@ WAREHOUSE_LOCK_TIMEOUT_SECONDS = float(
     os.environ.get("LEDGERFLOW_WAREHOUSE_LOCK_TIMEOUT_SECONDS", "3600")
 )
 
+# A run still going after this long ends TimedOut, which the failure automation reports;
+# generous, so that only a run that hangs reaches it.
+FLOW_TIMEOUT_VAR = "LEDGERFLOW_FLOW_TIMEOUT_SECONDS"
+FLOW_TIMEOUT_SECONDS = seconds_setting(os.environ, FLOW_TIMEOUT_VAR, 4 * 3600.0)
+
 # Slack: the webhook URL comes from the environment, else from the block `make deploy`
 # saves, else from a Secret block; none of them configured means no Slack messages.
 SLACK_WEBHOOK_URL_ENV = "SLACK_WEBHOOK_URL"
@@ -242,6 +262,8 @@ SLACK_DEADLINE_DEFAULT_SECONDS = 30.0
 # What `make deploy` creates on the Prefect server.
 WORK_POOL = "ledgerflow-process"
 FAILURE_AUTOMATION = "ledgerflow-run-failed-to-slack"
+# Its sibling: each anomaly event a run sends (flows/quality/anomaly_events.py) to Slack.
+ANOMALY_AUTOMATION = "ledgerflow-anomaly-to-slack"
 SCHEDULE_TIMEZONE_ENV = "LEDGERFLOW_SCHEDULE_TIMEZONE"
 DEFAULT_SCHEDULE_TIMEZONE = "UTC"
 
@@ -330,18 +352,3 @@ DATABRICKS_CANCEL_RESERVE_SECONDS = 2.0
 # The flow waits for the tables' task runs this long past the deadline: their own timeouts
 # end them by the deadline, and recording their final states takes a moment more.
 DATABRICKS_DEADLINE_GRACE_SECONDS = 5.0
-
-
-def seconds_setting(environ: Mapping[str, str], var: str, default: float) -> float:
-    """A positive number of seconds from the environment, else the default; ValueError
-    naming the variable when it is set to anything else."""
-    raw = environ.get(var)
-    if not raw:
-        return default
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{var}={raw!r} is not a positive number of seconds")
-    return seconds

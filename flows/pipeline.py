@@ -43,7 +43,13 @@ from prefect import Task, flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
-from flows.config import DBT_LAYERS, FLOW_NAME, WAREHOUSE_LOCK_TIMEOUT_SECONDS, PipelineSettings
+from flows.config import (
+    DBT_LAYERS,
+    FLOW_NAME,
+    FLOW_TIMEOUT_SECONDS,
+    WAREHOUSE_LOCK_TIMEOUT_SECONDS,
+    PipelineSettings,
+)
 from flows.errors import (
     BlockingChecksFailed,
     ExportFailed,
@@ -54,6 +60,7 @@ from flows.errors import (
 from flows.external.databricks import export_to_databricks
 from flows.external.slack import notify_quality_summary
 from flows.quality.anomalies import scan_run
+from flows.quality.anomaly_events import emit_anomaly_events
 from flows.quality.artifacts import create_report_artifacts
 from flows.quality.dashboard import dashboard_location
 from flows.quality.history import record_audited_run
@@ -83,7 +90,7 @@ from flows.steps.step_cache import (
 )
 
 
-@flow(name=FLOW_NAME, log_prints=True)
+@flow(name=FLOW_NAME, log_prints=True, timeout_seconds=FLOW_TIMEOUT_SECONDS)
 def account_summary_pipeline(
     input_dir: str | None = None,
     output_dir: str | None = None,
@@ -320,6 +327,7 @@ def finish(
     logger = get_run_logger()
     for courtesy in (
         lambda: create_report_artifacts(report, audit.published, audit.dashboard),
+        lambda: emit_anomaly_events(report, logger),
         lambda: notify_quality_summary(
             report, audit.published, flow_run.name, flow_run_url(), audit.dashboard
         ),

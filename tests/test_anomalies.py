@@ -254,6 +254,102 @@ def test_failed_and_unchanged_runs_are_not_the_norm(history):
     assert scan.anomalies == ()
 
 
+def record_scanned(con, run_id: str, run_at: datetime, night, scan, published=True) -> None:
+    """A run as the pipeline records it: what it measured and the anomalies it raised."""
+    record_run(
+        con,
+        RunRecord(
+            run_id=run_id,
+            run_at=run_at,
+            outcome="warned" if published else "failed",
+            published=published,
+            processed_delivery=True,
+            metrics={**night, **scan.measured()},
+            delivered_columns={
+                "accounts.csv": ACCOUNTS_COLUMNS,
+                "customers.csv": CUSTOMERS_COLUMNS,
+            },
+            anomalies=tuple(a.recorded() for a in scan.anomalies),
+        ),
+    )
+
+
+@pytest.mark.parametrize("published", [True, False], ids=["warning", "blocked-unpublished"])
+def test_a_cleared_anomaly_is_resolved_once(history, published):
+    """Raised by one run (published with a warning, or blocked and unpublished), back in
+    band the next (a fixed delivery an hour later): resolved in that run's section, and not
+    again in the run after."""
+    con, run_at, spike = history
+    spike[("quarantine_rate", "accounts.invalid_balance")] = 0.08
+    raised = scan_for_anomalies(con, run_at, spike, {})
+    assert raised_by(raised) == {("quarantine_rate", "accounts.invalid_balance")}
+    assert raised.resolved == ()
+    record_scanned(con, "spike", run_at, spike, raised, published)
+
+    rng = random.Random(5)
+    calm = {**noisy_night(rng), ("quarantine_rate", "accounts.invalid_balance"): 0.012}
+    cleared = scan_for_anomalies(con, run_at + timedelta(hours=1), calm, {})
+    assert cleared.anomalies == ()
+    (resolved,) = cleared.section()["resolved"]
+    low, high = cleared.bands[("quarantine_rate", "accounts.invalid_balance")]
+    assert resolved == {
+        "metric": "quarantine_rate",
+        "subject": "accounts.invalid_balance",
+        "value": 0.012,
+        "expected_low": low,
+        "expected_high": high,
+        "raised_in_run": "spike",
+        "message": (
+            "quarantine_rate of accounts.invalid_balance is back to 1.20% tonight, in the "
+            f"expected range of at most {high:.2%}, after an anomaly in run spike"
+        ),
+    }
+    record_scanned(con, "calm", run_at + timedelta(hours=1), calm, cleared)
+
+    later = scan_for_anomalies(con, run_at + timedelta(hours=2), noisy_night(rng), {})
+    assert later.anomalies == () and later.resolved == ()
+
+
+def test_an_anomaly_still_out_or_not_judged_is_not_resolved(history):
+    con, run_at, spike = history
+    spike[("step_seconds", "staging")] = 60.0
+    spike[("nulls", "raw.customers.customerid")] = 40
+    raised = scan_for_anomalies(con, run_at, spike, {})
+    record_scanned(con, "spike", run_at, spike, raised)
+    tonight = dict(noisy_night(random.Random(9)))
+    tonight[("step_seconds", "staging")] = 60.0  # still slow
+    del tonight[("nulls", "raw.customers.customerid")]  # not measured tonight
+    scan = scan_for_anomalies(con, run_at + timedelta(days=1), tonight, {})
+    assert raised_by(scan) == {("step_seconds", "staging")}
+    assert scan.resolved == ()
+
+
+def test_a_schema_change_is_never_resolved(history):
+    """The changed columns are the new normal: the next delivery with them raises nothing
+    and resolves nothing."""
+    con, run_at, tonight = history
+    columns = {"accounts.csv": (*ACCOUNTS_COLUMNS, "opened_on"), "customers.csv": CUSTOMERS_COLUMNS}
+    raised = scan_for_anomalies(con, run_at, tonight, columns)
+    assert raised_by(raised) == {("schema_change", "accounts.csv")}
+    record_run(
+        con,
+        RunRecord(
+            run_id="new-column",
+            run_at=run_at,
+            outcome="warned",
+            published=True,
+            processed_delivery=True,
+            metrics=tonight,
+            delivered_columns=columns,
+            anomalies=tuple(a.recorded() for a in raised.anomalies),
+        ),
+    )
+    scan = scan_for_anomalies(
+        con, run_at + timedelta(days=1), noisy_night(random.Random(3)), columns
+    )
+    assert scan.anomalies == () and scan.resolved == ()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

@@ -50,6 +50,17 @@ def test_summary_names_status_failures_quarantine_and_publication():
     assert "Dashboard" not in text  # none was written
 
 
+def test_summary_lists_anomalies_raised_and_resolved():
+    anomalies = {
+        "raised": [{"blocking": False, "message": "step_seconds of staging is 60.0 s tonight"}],
+        "resolved": [{"message": "nulls of raw.customers.customerid is back to 3 tonight"}],
+    }
+    report = {**REPORT, "metrics": {**REPORT["metrics"], "anomalies": anomalies}}
+    lines = slack.quality_summary(report, False, "brave-otter", None).splitlines()
+    assert "• warning step_seconds of staging is 60.0 s tonight" in lines
+    assert "• resolved: nulls of raw.customers.customerid is back to 3 tonight" in lines
+
+
 def test_summary_says_where_the_dashboard_is(tmp_path):
     dashboard = tmp_path / "output" / "failed" / "dashboard.html"
     text = slack.quality_summary(REPORT, False, "brave-otter", None, dashboard)

@@ -109,6 +109,8 @@ def quality_summary(
     for anomaly in raised:
         kind = "blocking" if anomaly["blocking"] else "warning"
         lines.append(f"• {kind} {anomaly['message']}" + (f" <{run_url}|run>" if run_url else ""))
+    for resolved in report["metrics"].get("anomalies", {}).get("resolved", []):
+        lines.append(f"• resolved: {resolved['message']}")
     for table, reasons in report["quarantine"].items():
         detail = ", ".join(f"{reason} {count}" for reason, count in reasons.items())
         lines.append(f"Quarantined {table}: {sum(reasons.values())} ({detail or 'none'})")

@@ -8,6 +8,11 @@ the band, on a side its rule watches, is an anomaly; a metric with fewer than
 `min_history` earlier values is not judged yet. Columns added, removed or renamed against
 the last delivery are a schema change, judged without statistics.
 
+An anomaly the previous run that processed a delivery raised, judged again tonight and
+back in its band, is resolved: reported once, by the first run after it (the run after
+that compares with a run that raised nothing). A schema change is never resolved: the new
+columns are the new normal, and the next delivery with them raises nothing.
+
 An anomaly is a check of kind `anomaly`: a warning, or blocking where its rule says so,
 which stops the run before the publish like any blocking check.
 """
@@ -29,6 +34,7 @@ from flows.quality.history import (
     RecordedAnomaly,
     TrainingRun,
     measured_metrics,
+    previous_processed_run,
     training_runs,
 )
 from flows.runtime.text import plain_text
@@ -93,6 +99,22 @@ class Anomaly:
 
 
 @dataclass(frozen=True)
+class ResolvedAnomaly:
+    """An anomaly of the previous processed run, back in its band tonight."""
+
+    metric: str
+    subject: str
+    value: float  # tonight's
+    expected_low: float | None  # tonight's band
+    expected_high: float | None
+    raised_in_run: str
+    message: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "message", plain_text(self.message))
+
+
+@dataclass(frozen=True)
 class AnomalyScan:
     training_runs: int
     judged: int  # metrics with enough history to judge
@@ -101,6 +123,7 @@ class AnomalyScan:
     hours_since_previous_delivery: float | None = None
     # Every judged metric's expected band: (low, high), None on a side its rule ignores.
     bands: dict[MetricKey, tuple[float | None, float | None]] = field(default_factory=dict)
+    resolved: tuple[ResolvedAnomaly, ...] = ()
 
     def measured(self) -> dict[MetricKey, float]:
         """What the scan measured itself, to be recorded with the run's other metrics."""
@@ -127,6 +150,18 @@ class AnomalyScan:
                     "message": a.message,
                 }
                 for a in self.anomalies
+            ],
+            "resolved": [
+                {
+                    "metric": r.metric,
+                    "subject": r.subject,
+                    "value": r.value,
+                    "expected_low": r.expected_low,
+                    "expected_high": r.expected_high,
+                    "raised_in_run": r.raised_in_run,
+                    "message": r.message,
+                }
+                for r in self.resolved
             ],
         }
 
@@ -162,8 +197,47 @@ def scan_for_anomalies(
         anomaly = _judge(metric, subject, value, earlier, rule, (low, high, median))
         if anomaly is not None:
             anomalies.append(anomaly)
+    resolved = _resolved(con, run_at, metrics, bands, anomalies)
     anomalies.extend(_schema_changes(history, delivered_columns, schema_blocking))
-    return AnomalyScan(len(history), len(bands), waiting, tuple(anomalies), gap, bands)
+    return AnomalyScan(
+        len(history), len(bands), waiting, tuple(anomalies), gap, bands, tuple(resolved)
+    )
+
+
+def _resolved(
+    con: duckdb.DuckDBPyConnection,
+    run_at: datetime,
+    metrics: dict[MetricKey, float],
+    bands: dict[MetricKey, tuple[float | None, float | None]],
+    raised_tonight: list[Anomaly],
+) -> list[ResolvedAnomaly]:
+    """The previous processed run's anomalies that tonight judged and did not raise."""
+    previous = previous_processed_run(con, run_at)
+    if previous is None:
+        return []
+    run_id, earlier = previous
+    still_raised = {(a.metric, a.subject) for a in raised_tonight}
+    resolved = []
+    for anomaly in earlier:
+        key = (anomaly.metric, anomaly.subject)
+        if key not in bands or key in still_raised:  # not judged tonight, or still out
+            continue
+        low, high = bands[key]
+        value = metrics[key]
+        resolved.append(
+            ResolvedAnomaly(
+                anomaly.metric,
+                anomaly.subject,
+                value,
+                low,
+                high,
+                run_id,
+                f"{anomaly.metric} of {anomaly.subject} is back to "
+                f"{shown_value(anomaly.metric, value)} tonight, in the expected range of "
+                f"{expected_range(anomaly.metric, low, high)}, after an anomaly in run {run_id}",
+            )
+        )
+    return resolved
 
 
 def scan_run(warehouse: Path, audit: QualityAudit) -> AnomalyScan:
@@ -211,15 +285,10 @@ def _judge(
     too_low = low is not None and value < low
     if not (too_high or too_low):
         return None
-    if low is None:
-        expected = f"at most {shown_value(metric, high)}"
-    elif high is None:
-        expected = f"at least {shown_value(metric, low)}"
-    else:
-        expected = f"{shown_value(metric, low)} to {shown_value(metric, high)}"
     message = (
         f"{metric} of {subject} is {shown_value(metric, value)} tonight "
-        f"({'above' if too_high else 'below'} the expected range: {expected}; median "
+        f"({'above' if too_high else 'below'} the expected range: "
+        f"{expected_range(metric, low, high)}; median "
         f"{shown_value(metric, median)} over the last {len(earlier)} runs)"
     )
     return Anomaly(
@@ -233,6 +302,15 @@ def _judge(
         rule.blocking,
         message,
     )
+
+
+def expected_range(metric: str, low: float | None, high: float | None) -> str:
+    """A band as people read it; a side the rule does not watch is left open."""
+    if low is None:
+        return f"at most {shown_value(metric, high)}"
+    if high is None:
+        return f"at least {shown_value(metric, low)}"
+    return f"{shown_value(metric, low)} to {shown_value(metric, high)}"
 
 
 def shown_value(metric: str, value: float) -> str:

@@ -41,7 +41,9 @@ def report_markdown(report: dict, published: bool, dashboard: Path | None = None
     if stopped:
         lines += ["", f"Stopped at **{stopped['step']}**: {stopped['error']}"]
     lines += ["", f"Anomalies: {anomalies_summary(report)}"]
-    lines += [f"- {a['message']}" for a in report["metrics"].get("anomalies", {}).get("raised", [])]
+    scan = report["metrics"].get("anomalies", {})
+    lines += [f"- {a['message']}" for a in scan.get("raised", [])]
+    lines += [f"- resolved: {r['message']}" for r in scan.get("resolved", [])]
     if dashboard is not None:
         lines += ["", f"Dashboard: {dashboard_location(dashboard)}"]
     return "\n".join(lines)

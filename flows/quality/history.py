@@ -323,6 +323,33 @@ def training_runs(
     ]
 
 
+def previous_processed_run(
+    con: duckdb.DuckDBPyConnection, before: datetime
+) -> tuple[str, tuple[RecordedAnomaly, ...]] | None:
+    """The last run before `before` that processed a delivery, published or not (a blocking
+    anomaly stops the publish and must still clear), with the anomalies it raised."""
+    ensure_history(con)
+    found = con.execute(
+        f"""
+        select run_id from {RUNS}
+        where processed_delivery and run_at < ?
+        order by run_at desc
+        limit 1
+        """,
+        [before],
+    ).fetchone()
+    if found is None:
+        return None
+    rows = con.execute(
+        f"""
+        select metric, subject, value, expected_low, expected_high, blocking, message
+        from {ANOMALIES} where run_id = ? order by metric, subject
+        """,
+        [found[0]],
+    ).fetchall()
+    return found[0], tuple(RecordedAnomaly(*row) for row in rows)
+
+
 def _metrics_of(
     con: duckdb.DuckDBPyConnection, ids: list[str]
 ) -> dict[str, dict[MetricKey, float]]:
