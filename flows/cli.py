@@ -156,8 +156,8 @@ def show_status(warehouse: Path) -> int:
 
 def run_pipeline(args: argparse.Namespace) -> int:
     # Imported here: Prefect and dbt take seconds to import, --help should not.
-    from flows.config import DEFAULT_WAREHOUSE
-    from flows.errors import LedgerflowError
+    from flows.config import DEFAULT_WAREHOUSE, FLOW_TIMEOUT_SECONDS, FLOW_TIMEOUT_VAR
+    from flows.errors import LedgerflowError, RunTimedOut
     from flows.runtime.dbt_parse import start_parsing
 
     # dbt imported and the project parsed, then Great Expectations imported (~2.4 s), while
@@ -179,6 +179,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     except LedgerflowError as error:
         print(f"ledgerflow: {error}", file=sys.stderr)
         return error.exit_code
+    except TimeoutError:  # Prefect's flow timeout: the run's state is TimedOut
+        timed_out = RunTimedOut(FLOW_TIMEOUT_SECONDS, FLOW_TIMEOUT_VAR)
+        print(f"ledgerflow: {timed_out}", file=sys.stderr)
+        return timed_out.exit_code
     except ValueError as error:
         print(f"ledgerflow: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,6 +1,6 @@
 """The errors a run can end with, each mapped to one CLI exit code.
 
-0 to 3 are the data contract's; 4 and 5 say that the run could not do its work for a
+0 to 3 are the data contract's; 4 to 6 say that the run could not do its work for a
 reason that is neither the data's nor a check's, so an operator knows where to look.
 """
 
@@ -14,6 +14,7 @@ EXIT_BAD_INPUT = 2
 EXIT_EXPORT_FAILED = 3
 EXIT_INTERNAL_ERROR = 4
 EXIT_WAREHOUSE_BUSY = 5
+EXIT_TIMED_OUT = 6
 
 # What each exit code tells an operator (`ledgerflow --help` lists them from here).
 EXIT_CODES = {
@@ -26,6 +27,8 @@ EXIT_CODES = {
     "or database error); nothing published unless the message says so",
     EXIT_WAREHOUSE_BUSY: "gave up waiting for another run on the same warehouse or output "
     "folder; nothing ran",
+    EXIT_TIMED_OUT: "timed out: stopped at its time limit wherever it was; the next run's "
+    "start undoes what it left unpublished (or finishes a publish it had decided)",
 }
 
 
@@ -107,4 +110,17 @@ class WarehouseBusy(LedgerflowError):
         super().__init__(
             f"{what} is in use by {holder}; gave up waiting after {waited_seconds:.0f} s "
             f"({setting}); nothing was changed"
+        )
+
+
+class RunTimedOut(LedgerflowError):
+    """The run passed its time limit and Prefect stopped it (its state is TimedOut). It did
+    not get to undo its own work: the next run's start does, as after a crash."""
+
+    exit_code = EXIT_TIMED_OUT
+
+    def __init__(self, limit_seconds: float, setting: str):
+        super().__init__(
+            f"timed out: the run passed its time limit of {limit_seconds:.0f} s ({setting}) "
+            "and was stopped; the next run's start undoes what it left unpublished"
         )

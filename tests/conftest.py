@@ -182,3 +182,22 @@ def e2e_prefect_server(request):
     server = request.config.stash[_E2E_SERVER]
     server.wait_until_healthy()
     return server
+
+
+def latest_flow_run_state():
+    """The final state of the newest pipeline run (not one of its layers' subflows) on this
+    session's Prefect API."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.config import FLOW_NAME
+
+    with get_client(sync_client=True) as client:
+        (latest,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+    assert latest.state is not None and latest.state.is_failed()
+    return latest.state

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import duckdb
 import pytest
-from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample
+from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample, latest_flow_run_state
 from contract_oracle import expected_outputs
 
 from flows.cli import main
@@ -527,25 +527,6 @@ def test_an_unexpected_exception_is_an_internal_error_in_a_known_state(
     assert latest_flow_run_state().message.startswith(
         "stopped at marts: internal error at marts: FailpointRaised"
     )
-
-
-def latest_flow_run_state():
-    """The final state of the newest pipeline run (not one of its layers' subflows) on this
-    session's Prefect API."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    from flows.config import FLOW_NAME
-
-    with get_client(sync_client=True) as client:
-        (latest,) = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-            sort=FlowRunSort.START_TIME_DESC,
-            limit=1,
-        )
-    assert latest.state is not None and latest.state.is_failed()
-    return latest.state
 
 
 def cli_process(input_dir, warehouse, output, env, log=None):

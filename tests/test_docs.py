@@ -56,6 +56,7 @@ MEANINGS = {
     "EXIT_EXPORT_FAILED": ("export failed", "export beyond"),
     "EXIT_INTERNAL_ERROR": ("internal error",),
     "EXIT_WAREHOUSE_BUSY": ("gives up", "gave up", "give up", "lock timeout"),
+    "EXIT_TIMED_OUT": ("timed out", "time limit"),
 }
 # Written in two parts so that this file does not name it either.
 SPEC_OUTSIDE = ("shared" + "/spec", "../" + "shared")
