@@ -553,7 +553,9 @@ def test_two_runs_started_together_run_one_after_the_other(prefect_harness, tmp_
 
     from flows.runtime import failpoints
 
-    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url)}
+    # Unbuffered, so that the second's "waiting" line reaches its log file as it is said.
+    env = {**os.environ, "PREFECT_API_URL": str(get_current_settings().api.url),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
     warehouse, output = tmp_path / "warehouse.duckdb", tmp_path / "output"
     second_delivery = copy_sample(tmp_path / "second")
     accounts = (second_delivery / "accounts.csv").read_text()
@@ -564,6 +566,11 @@ def test_two_runs_started_together_run_one_after_the_other(prefect_harness, tmp_
     release = tmp_path / "release-first"
     first = cli_process(SAMPLE_DIR, warehouse, output, {
         **env, failpoints.ENV: "ingest=wait", failpoints.RELEASE_ENV: str(release)})  # fmt: skip
+    lock = warehouse.with_name(warehouse.name + ".lock")
+    deadline = time.monotonic() + 180
+    while not (lock.exists() and lock.read_text()):  # the first holds the warehouse
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
     second_log_path = tmp_path / "second.log"
     with second_log_path.open("w") as second_log:
         second = cli_process(second_delivery, warehouse, output, env, log=second_log)
