@@ -31,7 +31,7 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def python(code: str, env: dict[str, str], timeout: float = 300) -> str:
+def python(code: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=PROJECT_ROOT,
@@ -42,7 +42,7 @@ def python(code: str, env: dict[str, str], timeout: float = 300) -> str:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return done.stdout
+    return done
 
 
 def run_results_flag(target: Path) -> bool:
@@ -89,7 +89,7 @@ OFF = {"server_analytics": False, "sdk_telemetry": False, "DO_NOT_TRACK": "1"}
 def test_the_projects_processes_run_without_telemetry():
     """A fresh process that starts as the CLI does (flows.config first, then Prefect)."""
     code = READ_PREFECT_SETTINGS.format(imports="import flows.cli, flows.config")
-    assert json.loads(python(code, clean_environment())) == OFF
+    assert json.loads(python(code, clean_environment()).stdout) == OFF
 
 
 def test_the_ephemeral_server_runs_without_analytics():
@@ -104,16 +104,7 @@ with get_client(sync_client=True) as client:
 """
     env = clean_environment()
     env.pop("PREFECT_API_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = python(code, env)
     assert done.stdout.split()[-1] == "False"
     assert "telemetry" not in (done.stdout + done.stderr).lower()
 
@@ -143,4 +134,4 @@ def test_the_make_targets_start_prefect_without_telemetry(tmp_path, target):
     assert done.returncode == 0, done.stderr
     env = json.loads(recorded.read_text())
     code = READ_PREFECT_SETTINGS.format(imports="")
-    assert json.loads(python(code, env)) == OFF
+    assert json.loads(python(code, env).stdout) == OFF
