@@ -17,11 +17,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CONTRACT_DATA_FILES, copy_sample
+from conftest import CONTRACT_DATA_FILES, SAMPLE_DIR, copy_sample
 from prefect_server import BIN, PrefectServer, stop
 from slack_receiver import SlackReceiver
 
-from flows.config import FAILURE_AUTOMATION, FLOW_NAME, PROJECT_ROOT, WORK_POOL
+from flows.config import (
+    ANOMALY_AUTOMATION,
+    ANOMALY_RULES_VAR,
+    FAILURE_AUTOMATION,
+    FLOW_NAME,
+    PROJECT_ROOT,
+    WORK_POOL,
+)
 
 SCHEDULE_TIMEZONE = "Europe/Paris"
 RUN_TIMEOUT_SECONDS = 300
@@ -191,6 +198,7 @@ def test_make_deploy_creates_everything_and_is_idempotent(stack):
     assert "work pool ledgerflow-process: created" in first
     assert "Slack block ledgerflow-slack: created" in first
     assert "automation ledgerflow-run-failed-to-slack: created" in first
+    assert f"automation {ANOMALY_AUTOMATION}: created" in first
     deployments, automations = stack.deployed
     assert set(deployments) == {"daily", "full-check", "adhoc", "marts-only"}
     assert len(automations) == 1
@@ -201,6 +209,7 @@ def test_make_deploy_creates_everything_and_is_idempotent(stack):
         "work pool ledgerflow-process: unchanged",
         "Slack block ledgerflow-slack: unchanged",
         "automation ledgerflow-run-failed-to-slack: unchanged",
+        f"automation {ANOMALY_AUTOMATION}: unchanged",
     ):
         assert line in again
     assert stack.deployments_and_automations() == (deployments, automations)
@@ -441,3 +450,49 @@ def test_a_deployment_run_waits_for_a_cli_run_on_the_same_warehouse(stack, tmp_p
     assert run.state_name == "Completed", run.state.message
     assert f"is in use by run {holder}" in stack.logs["worker"].read_text()
     assert "A952," in (output / "account_summary.csv").read_text()
+
+
+def test_an_anomaly_reaches_slack_through_its_automation_and_is_resolved_later(stack, tmp_path):
+    """`ledgerflow run`s against the server on their own warehouse, the volume rule's
+    minimum history lowered to one run: an ordinary delivery, then one with 12 of its 63
+    accounts raises rows_delivered of accounts, whose event the anomaly automation posts
+    to Slack, templates rendered; the next ordinary delivery resolves it."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    rules = json.dumps({"rows_delivered": {"min_history": 1}})
+
+    def night(name: str, delivery: Path) -> dict:
+        output = tmp_path / name / "output"
+        process = stack.start(
+            f"anomaly-{name}",
+            [str(BIN / "ledgerflow"), "run", "--input-dir", str(delivery), "--output-dir",
+             str(output), "--warehouse", str(warehouse)],
+            **{ANOMALY_RULES_VAR: rules},
+        )  # fmt: skip
+        assert process.wait(timeout=RUN_TIMEOUT_SECONDS) == 0, stack.logs[f"anomaly-{name}"]
+        return json.loads((output / "quality_report.json").read_text())
+
+    night("first", SAMPLE_DIR)
+    fewer = copy_sample(tmp_path / "fewer")
+    lines = (fewer / "accounts.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (fewer / "accounts.csv").write_text("".join(lines[:13]), encoding="utf-8")
+    anomalous = night("fewer", fewer)
+    (raised,) = anomalous["metrics"]["anomalies"]["raised"]
+    assert (raised["metric"], raised["subject"]) == ("rows_delivered", "accounts")
+
+    # The automation's message, not the run's summary (which lists it too).
+    alert = stack.slack.wait_for("Ledgerflow ledgerflow.anomaly.raised", timeout=60)
+    assert "rows_delivered of accounts" in alert
+    assert raised["message"] in alert
+    assert "Metric: rows_delivered of accounts" in alert
+    assert f"Run: {anomalous['run_id']}" in alert
+    assert "{{" not in alert and "}}" not in alert
+
+    normal = night("normal", SAMPLE_DIR)
+    (resolved,) = normal["metrics"]["anomalies"]["resolved"]
+    assert (resolved["metric"], resolved["subject"]) == ("rows_delivered", "accounts")
+    assert resolved["raised_in_run"] == anomalous["run_id"]
+    assert f"• resolved: {resolved['message']}" in stack.slack.wait_for("• resolved: ")
+    cleared = stack.slack.wait_for("Ledgerflow ledgerflow.anomaly.resolved", timeout=60)
+    assert resolved["message"] in cleared
+    assert f"Run: {normal['run_id']}" in cleared
+    assert "{{" not in cleared and "}}" not in cleared
