@@ -20,7 +20,7 @@ which stops the run before the publish like any blocking check.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,32 +137,9 @@ class AnomalyScan:
             "training_runs": self.training_runs,
             "metrics_judged": self.judged,
             "metrics_waiting_for_history": self.waiting,
-            "raised": [
-                {
-                    "metric": a.metric,
-                    "subject": a.subject,
-                    "value": a.value,
-                    "expected_low": a.expected_low,
-                    "expected_high": a.expected_high,
-                    "median": a.median,
-                    "history": a.history,
-                    "blocking": a.blocking,
-                    "message": a.message,
-                }
-                for a in self.anomalies
-            ],
-            "resolved": [
-                {
-                    "metric": r.metric,
-                    "subject": r.subject,
-                    "value": r.value,
-                    "expected_low": r.expected_low,
-                    "expected_high": r.expected_high,
-                    "raised_in_run": r.raised_in_run,
-                    "message": r.message,
-                }
-                for r in self.resolved
-            ],
+            # Each entry is its dataclass's fields, in their order.
+            "raised": [asdict(a) for a in self.anomalies],
+            "resolved": [asdict(r) for r in self.resolved],
         }
 
 
